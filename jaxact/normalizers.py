@@ -1,0 +1,315 @@
+"""Normalising activations over an axis: softmax and its relatives, sparsemax, GLU.
+
+A row with no admissible entry (all ``-inf``, or fully masked by ``where``) is
+defined instead of NaN: softmax gives zeros, log_softmax and logsumexp give
+``-inf``, and every derivative there is 0.
+"""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+from jax import Array
+from jax.typing import ArrayLike
+
+from jaxact._dtypes import as_float, like, rounds_once
+from jaxact.smooth import sigmoid
+
+Axis = int | tuple[int, ...] | None
+
+
+def _shifted(x: Array, axis: Axis, where: Array | None) -> tuple[Array, Array]:
+    """x minus its row maximum (0 for an empty row), and the unnormalised exponentials."""
+    x_max = jnp.max(x, axis, where=where, initial=-jnp.inf, keepdims=True)
+    shift = jnp.where(jnp.isfinite(x_max), x_max, 0.0)
+    shifted = x - jax.lax.stop_gradient(shift)
+    # A row holding +inf tends to uniform mass on its +inf entries.
+    unnormalized = jnp.where(x_max == jnp.inf, (x == jnp.inf).astype(x.dtype), jnp.exp(shifted))
+    if where is not None:
+        unnormalized = jnp.where(where, unnormalized, 0.0)
+    return shifted, unnormalized
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
+def _softmax(x: Array, axis: Axis, where: Array | None) -> Array:
+    _, unnormalized = _shifted(x, axis, where)
+    total = jnp.sum(unnormalized, axis, keepdims=True)
+    return unnormalized / jnp.where(total > 0, total, 1.0)
+
+
+@_softmax.defjvp
+def _softmax_jvp(axis, primals, tangents):
+    (x, where), (t, _) = primals, tangents
+    y = _softmax(x, axis, where)
+    return y, y * (t - jnp.sum(y * t, axis, where=where, keepdims=True))
+
+
+@rounds_once
+def softmax(
+    x: ArrayLike,
+    axis: Axis = -1,
+    where: ArrayLike | None = None,
+    *,
+    temperature: ArrayLike = 1.0,
+) -> Array:
+    r"""Softmax over ``axis``, with an optional temperature.
+
+    .. math::
+        \mathrm{softmax}(x)_i = \frac{e^{x_i/T}}{\sum_j e^{x_j/T}}
+
+    The row maximum is subtracted first (it cancels), so no input overflows. A
+    row with no admissible entry (all ``-inf`` or all masked) gives zeros with
+    zero derivative, where ``jax.nn.softmax`` gives NaN; masked entries are 0.
+
+    Args:
+        x: input array.
+        axis: the axis or axes to normalise over.
+        where: boolean mask of the entries to include.
+        temperature: :math:`T > 0`; large values flatten the distribution,
+            small ones sharpen it (knowledge distillation uses :math:`T > 1`).
+
+    Returns:
+        An array of x's shape and floating dtype whose entries along ``axis`` sum to 1.
+
+    Examples:
+        >>> import jax, jaxact
+        >>> jaxact.softmax(jax.numpy.array([1010.0, 1020.0, 1000.0, 990.0, 1050.0]))
+        Array([4.2483541e-18, 9.3576230e-14, 1.9287498e-22, 8.7565109e-27,
+               1.0000000e+00], dtype=float32)
+    """
+    return _softmax(x / like(temperature, x), axis, where)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
+def _log_softmax(x: Array, axis: Axis, where: Array | None) -> Array:
+    shifted, unnormalized = _shifted(x, axis, where)
+    total = jnp.sum(unnormalized, axis, keepdims=True)
+    result = jnp.where(total > 0, shifted - jnp.log(total), -jnp.inf)
+    return result if where is None else jnp.where(where, result, -jnp.inf)
+
+
+@_log_softmax.defjvp
+def _log_softmax_jvp(axis, primals, tangents):
+    (x, where), (t, _) = primals, tangents
+    y = _log_softmax(x, axis, where)
+    probabilities = jnp.exp(y)
+    tangent = t - jnp.sum(probabilities * t, axis, where=where, keepdims=True)
+    # An empty row, and every masked entry, is the constant -inf: derivative 0.
+    empty = jnp.sum(probabilities, axis, keepdims=True) == 0
+    admissible = ~empty if where is None else (~empty) & where
+    return y, jnp.where(admissible, tangent, 0.0)
+
+
+@rounds_once
+def log_softmax(
+    x: ArrayLike,
+    axis: Axis = -1,
+    where: ArrayLike | None = None,
+    *,
+    temperature: ArrayLike = 1.0,
+) -> Array:
+    r"""Logarithm of the softmax, with an optional temperature.
+
+    .. math::
+        \mathrm{log\_softmax}(x)_i = \frac{x_i}{T} - \log \sum_j e^{x_j/T}
+
+    Masked entries, and every entry of an empty row, are ``-inf`` with
+    derivative 0.
+
+    Args:
+        x: input array.
+        axis: the axis or axes to normalise over.
+        where: boolean mask of the entries to include.
+        temperature: :math:`T > 0`.
+
+    Returns:
+        An array of x's shape and floating dtype, in :math:`[-\infty, 0]`.
+
+    Examples:
+        >>> import jax, jaxact
+        >>> jaxact.log_softmax(jax.numpy.array([0.0, 0.0]))
+        Array([-0.6931472, -0.6931472], dtype=float32)
+    """
+    return _log_softmax(x / like(temperature, x), axis, where)
+
+
+@rounds_once
+def softmin(
+    x: ArrayLike,
+    axis: Axis = -1,
+    where: ArrayLike | None = None,
+    *,
+    temperature: ArrayLike = 1.0,
+) -> Array:
+    r"""Softmin: the softmax of :math:`-x` (``torch.nn.Softmin``).
+
+    .. math::
+        \mathrm{softmin}(x)_i = \frac{e^{-x_i/T}}{\sum_j e^{-x_j/T}}
+
+    Args:
+        x: input array.
+        axis: the axis or axes to normalise over.
+        where: boolean mask of the entries to include.
+        temperature: :math:`T > 0`.
+
+    Returns:
+        An array of x's shape and floating dtype whose entries along ``axis`` sum to 1.
+
+    Examples:
+        >>> import jax, jaxact
+        >>> jaxact.softmin(jax.numpy.array([0.0, 1e9]))
+        Array([1., 0.], dtype=float32)
+    """
+    return _softmax(-x / like(temperature, x), axis, where)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3))
+def _logsumexp(a: Array, b: Array | None, axis: Axis, where: Array | None) -> Array:
+    _, unnormalized = _shifted(a, axis, where)
+    x_max = jnp.max(a, axis, where=where, initial=-jnp.inf, keepdims=True)
+    shift = jnp.where(jnp.isfinite(x_max), x_max, 0.0)
+    weighted = unnormalized if b is None else unnormalized * b
+    return jnp.log(jnp.sum(weighted, axis, keepdims=True)) + shift
+
+
+@_logsumexp.defjvp
+def _logsumexp_jvp(axis, where, primals, tangents):
+    (a, b), (ta, tb) = primals, tangents
+    y = _logsumexp(a, b, axis, where)
+    # exp(a - y) with an empty row's -inf replaced by 0 (the row's weights are all 0).
+    weights = jnp.exp(a - jnp.where(jnp.isfinite(y), y, 0.0))
+    if where is not None:
+        weights = jnp.where(where, weights, 0.0)
+    tangent = jnp.sum((weights if b is None else weights * b) * ta, axis, keepdims=True)
+    if b is not None:
+        tangent = tangent + jnp.sum(weights * tb, axis, keepdims=True)
+    return y, tangent
+
+
+def logsumexp(
+    a: ArrayLike,
+    axis: Axis = None,
+    b: ArrayLike | None = None,
+    keepdims: bool = False,
+    return_sign: bool = False,
+    where: ArrayLike | None = None,
+) -> Array | tuple[Array, Array]:
+    r"""Log-sum-exp reduction, as ``jax.nn.logsumexp``.
+
+    .. math::
+        \mathrm{logsumexp}(a) = \log \sum_i b_i e^{a_i}
+
+    An empty reduction (all ``-inf`` or all masked) gives ``-inf`` with
+    derivative 0. With ``return_sign=True`` (signed weights) it defers to
+    ``jax.nn.logsumexp``.
+
+    Args:
+        a: input array.
+        axis: the axis or axes to reduce; ``None`` reduces all.
+        b: optional weights, broadcastable to ``a``.
+        keepdims: keep the reduced axes with size 1.
+        return_sign: also return the sign of the sum.
+        where: boolean mask of the entries to include.
+
+    Returns:
+        The reduced array (and its sign if ``return_sign``).
+
+    Examples:
+        >>> import jax, jaxact
+        >>> jaxact.logsumexp(jax.numpy.array([1000.0, 1000.0]))
+        Array(1000.6931, dtype=float32)
+    """
+    if return_sign:
+        return jax.nn.logsumexp(a, axis, b, keepdims, return_sign=True, where=where)
+    a = as_float(a)
+    dtype = a.dtype
+    a = a.astype(jnp.promote_types(dtype, jnp.float32))
+    b = None if b is None else like(b, a)
+    if isinstance(axis, list):
+        axis = tuple(axis)
+    y = _logsumexp(a, b, axis, None if where is None else jnp.asarray(where))
+    if not keepdims:
+        y = jnp.squeeze(y, axis=axis) if axis is not None else y.reshape(())
+    return y.astype(dtype)
+
+
+def _sparsemax_support(z: Array) -> tuple[Array, Array]:
+    """Threshold tau and support mask of sparsemax along the last axis."""
+    z_sorted = jnp.flip(jnp.sort(z, axis=-1), axis=-1)
+    k = jnp.arange(1, z.shape[-1] + 1, dtype=z.dtype)
+    cumulative = jnp.cumsum(z_sorted, axis=-1)
+    in_support = 1 + k * z_sorted > cumulative
+    support_size = jnp.sum(in_support, axis=-1, keepdims=True)
+    cumulative_at_size = jnp.take_along_axis(
+        cumulative, support_size.astype(jnp.int32) - 1, axis=-1
+    )
+    tau = (cumulative_at_size - 1) / support_size.astype(z.dtype)
+    return tau, z > tau
+
+
+@jax.custom_jvp
+def _sparsemax_last(z: Array) -> Array:
+    tau, _ = _sparsemax_support(z)
+    return jnp.maximum(z - tau, 0.0)
+
+
+@_sparsemax_last.defjvp
+def _sparsemax_jvp(primals, tangents):
+    (z,), (t,) = primals, tangents
+    tau, support = _sparsemax_support(z)
+    s = support.astype(z.dtype)
+    # Jacobian diag(s) - s s^T / |S| (Martins and Astudillo, 2016).
+    mean_on_support = jnp.sum(s * t, axis=-1, keepdims=True) / jnp.sum(s, axis=-1, keepdims=True)
+    return jnp.maximum(z - tau, 0.0), s * (t - mean_on_support)
+
+
+@rounds_once
+def sparsemax(x: ArrayLike, axis: int = -1) -> Array:
+    r"""Sparsemax (Martins and Astudillo, 2016): the Euclidean projection onto the simplex.
+
+    .. math::
+        \mathrm{sparsemax}(x) = \operatorname*{argmin}_{p \in \Delta} \lVert p - x \rVert^2
+        = \max(x - \tau(x), 0)
+
+    Like softmax its entries sum to 1, but small entries are exactly 0.
+
+    Args:
+        x: input array.
+        axis: the axis to normalise over.
+
+    Returns:
+        An array of x's shape and floating dtype whose entries along ``axis`` sum to 1.
+
+    Examples:
+        >>> import jax, jaxact
+        >>> jaxact.sparsemax(jax.numpy.array([0.0, 0.5, 2.0]))
+        Array([0., 0., 1.], dtype=float32)
+    """
+    return jnp.moveaxis(_sparsemax_last(jnp.moveaxis(x, axis, -1)), -1, axis)
+
+
+def glu(x: ArrayLike, axis: int = -1) -> Array:
+    r"""Gated linear unit (Dauphin et al., 2017).
+
+    .. math::
+        \mathrm{glu}(x) = a \odot \sigma(b), \quad [a, b] = \mathrm{split}(x, 2, \mathrm{axis})
+
+    Args:
+        x: input array; the size of ``axis`` must be even.
+        axis: the axis to split.
+
+    Returns:
+        An array with ``axis`` halved.
+
+    Examples:
+        >>> import jax, jaxact
+        >>> jaxact.glu(jax.numpy.array([2.0, 0.0]))
+        Array([1.], dtype=float32)
+    """
+    x = as_float(x)
+    if x.ndim == 0 or x.shape[axis] % 2:
+        raise ValueError(
+            f"glu splits axis {axis} in two halves, so its size must be even; got shape {x.shape}"
+        )
+    gated, gate = jnp.split(x, 2, axis)
+    return gated * sigmoid(gate)

@@ -1,0 +1,398 @@
+"""Piecewise-linear activations: the ReLU family, hard approximations, shrinkage, the step.
+
+Their derivatives are exact away from the kinks; at a kink they follow
+``jax.nn`` (``relu'(0) = 0``). The Heaviside step has derivative 0 almost
+everywhere, so it carries a selectable surrogate gradient instead.
+"""
+
+import difflib
+import functools
+
+import jax
+import jax.numpy as jnp
+from jax import Array
+from jax.typing import ArrayLike
+
+from jaxact import _numerics
+from jaxact._dtypes import like, rounds_once
+
+
+def identity(x: ArrayLike) -> Array:
+    r"""Identity (linear) activation.
+
+    .. math::
+        \mathrm{identity}(x) = x
+
+    Args:
+        x: input array; its dtype is kept, integers included.
+
+    Returns:
+        ``x`` as an array.
+
+    Examples:
+        >>> import jax, jaxact
+        >>> jaxact.identity(jax.numpy.array([-1.0, 2.0]))
+        Array([-1.,  2.], dtype=float32)
+    """
+    return jnp.asarray(x)
+
+
+linear = identity
+
+
+@jax.custom_jvp
+def relu(x: ArrayLike) -> Array:
+    r"""Rectified linear unit.
+
+    .. math::
+        \mathrm{relu}(x) = \max(x, 0), \qquad \mathrm{relu}'(0) = 0
+
+    Args:
+        x: input array; integer dtypes are kept, as in ``jax.nn.relu``.
+
+    Returns:
+        An array of x's shape and dtype, in :math:`[0, \infty)`.
+
+    Examples:
+        >>> import jax, jaxact
+        >>> jaxact.relu(jax.numpy.array([-1.0, 0.0, 2.0]))
+        Array([0., 0., 2.], dtype=float32)
+    """
+    return jnp.maximum(x, 0)
+
+
+relu.defjvps(lambda t, y, x: jnp.where(x > 0, t, jnp.zeros_like(t)))
+
+
+@jax.custom_jvp
+def relu6(x: ArrayLike) -> Array:
+    r"""ReLU capped at 6 (Howard et al., 2017).
+
+    .. math::
+        \mathrm{relu6}(x) = \min(\max(x, 0), 6), \qquad \mathrm{relu6}'(0) = \mathrm{relu6}'(6) = 0
+
+    Args:
+        x: input array.
+
+    Returns:
+        An array of x's shape, in :math:`[0, 6]`.
+
+    Examples:
+        >>> import jax, jaxact
+        >>> jaxact.relu6(jax.numpy.array([-1.0, 3.0, 9.0]))
+        Array([0., 3., 6.], dtype=float32)
+    """
+    return jnp.minimum(jnp.maximum(x, 0), 6.0)
+
+
+relu6.defjvps(lambda t, y, x: jnp.where((x > 0) & (x < 6), t, jnp.zeros_like(t)))
+
+
+@rounds_once
+def leaky_relu(x: ArrayLike, negative_slope: ArrayLike = 1e-2) -> Array:
+    r"""Leaky ReLU (Maas et al., 2013).
+
+    .. math::
+        \mathrm{leaky\_relu}(x) = \begin{cases} x & x \ge 0 \\ a x & x < 0 \end{cases}
+
+    Args:
+        x: input array.
+        negative_slope: the slope :math:`a` for negative inputs; may be traced.
+
+    Returns:
+        An array of x's shape and floating dtype.
+
+    Examples:
+        >>> import jax, jaxact
+        >>> jaxact.leaky_relu(jax.numpy.array([-2.0, 3.0]))
+        Array([-0.02,  3.  ], dtype=float32)
+    """
+    return jnp.where(x >= 0, x, like(negative_slope, x) * x)
+
+
+def prelu(x: ArrayLike, *, negative_slope: ArrayLike = 0.25) -> Array:
+    r"""Parametric ReLU (He et al., 2015), functional form with the slope given.
+
+    .. math::
+        \mathrm{prelu}(x) = \max(x, 0) + a \min(x, 0)
+
+    The slope broadcasts against ``x``, so one value per channel is a vector of
+    the last axis's size. :class:`jaxact.linen.PReLU` learns it.
+
+    Args:
+        x: input array.
+        negative_slope: slope :math:`a`, a scalar or an array broadcastable to x.
+
+    Returns:
+        An array of x's shape and floating dtype.
+
+    Examples:
+        >>> import jax, jaxact
+        >>> jaxact.prelu(jax.numpy.array([[-1.0, -1.0]]), negative_slope=jax.numpy.array([0.1, 0.5]))
+        Array([[-0.1, -0.5]], dtype=float32)
+    """
+    return leaky_relu(x, negative_slope)
+
+
+def rrelu(
+    x: ArrayLike,
+    *,
+    lower: ArrayLike = 1 / 8,
+    upper: ArrayLike = 1 / 3,
+    key: Array | None = None,
+) -> Array:
+    r"""Randomised leaky ReLU (Xu et al., 2015; ``torch.nn.RReLU``).
+
+    .. math::
+        \mathrm{rrelu}(x) = \begin{cases} x & x \ge 0 \\ a x & x < 0 \end{cases},
+        \quad a \sim U(\mathrm{lower}, \mathrm{upper})
+
+    With a ``key`` (training) each element draws its own slope; without one
+    (evaluation) the slope is the mean :math:`(\mathrm{lower} + \mathrm{upper})/2`.
+
+    Args:
+        x: input array.
+        lower: lower bound of the slope.
+        upper: upper bound of the slope.
+        key: a ``jax.random`` key, or ``None`` for the deterministic mean slope.
+
+    Returns:
+        An array of x's shape and floating dtype.
+
+    Examples:
+        >>> import jax, jaxact
+        >>> jaxact.rrelu(jax.numpy.array([-24.0, 1.0]))
+        Array([-5.5,  1. ], dtype=float32)
+    """
+    x = jnp.asarray(x)
+    if key is None:
+        slope = (jnp.asarray(lower) + jnp.asarray(upper)) / 2
+    else:
+        shape = x.shape
+        slope = jax.random.uniform(key, shape, minval=lower, maxval=upper)
+    return leaky_relu(x, slope)
+
+
+def hard_tanh(x: ArrayLike, *, min_val: ArrayLike = -1.0, max_val: ArrayLike = 1.0) -> Array:
+    r"""Hard tanh: the identity clipped to ``[min_val, max_val]``.
+
+    .. math::
+        \mathrm{hard\_tanh}(x) = \min(\max(x, m), M)
+
+    Args:
+        x: input array; integer dtypes are kept, as in ``jax.nn.hard_tanh``.
+        min_val: lower bound :math:`m` (default -1).
+        max_val: upper bound :math:`M` (default 1).
+
+    Returns:
+        An array of x's shape and dtype, in :math:`[m, M]`.
+
+    Examples:
+        >>> import jax, jaxact
+        >>> jaxact.hard_tanh(jax.numpy.array([-2.0, 0.5, 2.0]))
+        Array([-1. ,  0.5,  1. ], dtype=float32)
+    """
+    x = jnp.asarray(x)
+    low, high = like(min_val, x), like(max_val, x)
+    return jnp.where(x > high, high, jnp.where(x < low, low, x))
+
+
+@rounds_once
+def hard_sigmoid(x: ArrayLike, *, slope: ArrayLike = 1 / 6, offset: ArrayLike = 0.5) -> Array:
+    r"""Hard sigmoid: a line clipped to ``[0, 1]``.
+
+    .. math::
+        \mathrm{hard\_sigmoid}(x) = \min(\max(s x + c, 0), 1)
+
+    The defaults (:math:`s = 1/6, c = 1/2`) give ``jax.nn.hard_sigmoid``,
+    :math:`\mathrm{relu6}(x + 3)/6`; ``slope=0.2`` gives the Keras 2 form
+    :math:`\mathrm{clip}(0.2x + 0.5, 0, 1)`. The derivative is 0 at the kinks.
+
+    Args:
+        x: input array.
+        slope: slope :math:`s` of the linear part; may be traced.
+        offset: value :math:`c` at 0; may be traced.
+
+    Returns:
+        An array of x's shape and floating dtype, in :math:`[0, 1]`.
+
+    Examples:
+        >>> import jax, jaxact
+        >>> jaxact.hard_sigmoid(jax.numpy.array([-3.0, 0.0, 1.0]), slope=0.2)
+        Array([0. , 0.5, 0.7], dtype=float32)
+    """
+    y = like(slope, x) * x + like(offset, x)
+    return jnp.where(y <= 0, 0.0, jnp.where(y >= 1, 1.0, y))
+
+
+@rounds_once
+def hard_silu(x: ArrayLike) -> Array:
+    r"""Hard SiLU, also called hard swish (Howard et al., 2019).
+
+    .. math::
+        \mathrm{hard\_silu}(x) = x\,\frac{\mathrm{relu6}(x + 3)}{6}
+
+    Args:
+        x: input array.
+
+    Returns:
+        An array of x's shape and floating dtype, in :math:`[-0.375, \infty)`.
+
+    Examples:
+        >>> import jax, jaxact
+        >>> jaxact.hard_silu(jax.numpy.array([-3.0, 0.0, 1.0]))
+        Array([-0.       ,  0.       ,  0.6666667], dtype=float32)
+    """
+    return x * hard_sigmoid(x)
+
+
+hard_swish = hard_silu
+
+
+@rounds_once
+def threshold(x: ArrayLike, *, threshold: ArrayLike = 0.0, value: ArrayLike = 0.0) -> Array:
+    r"""Thresholded identity (``torch.nn.Threshold``).
+
+    .. math::
+        \mathrm{threshold}(x) = \begin{cases} x & x > \theta \\ v & x \le \theta \end{cases}
+
+    Args:
+        x: input array.
+        threshold: the threshold :math:`\theta`.
+        value: the replacement :math:`v` at or below the threshold.
+
+    Returns:
+        An array of x's shape and floating dtype.
+
+    Examples:
+        >>> import jax, jaxact
+        >>> jaxact.threshold(jax.numpy.array([-1.0, 0.5, 2.0]), threshold=1.0, value=-5.0)
+        Array([-5., -5.,  2.], dtype=float32)
+    """
+    return jnp.where(x > like(threshold, x), x, like(value, x))
+
+
+@rounds_once
+def hard_shrink(x: ArrayLike, *, threshold: ArrayLike = 0.5) -> Array:
+    r"""Hard shrinkage: zero inside ``[-threshold, threshold]``, identity outside.
+
+    .. math::
+        \mathrm{hard\_shrink}(x) = \begin{cases} x & |x| > \lambda \\ 0 & |x| \le \lambda \end{cases}
+
+    Args:
+        x: input array.
+        threshold: :math:`\lambda \ge 0`.
+
+    Returns:
+        An array of x's shape and floating dtype.
+
+    Examples:
+        >>> import jax, jaxact
+        >>> jaxact.hard_shrink(jax.numpy.array([-1.0, 0.25, 0.75]))
+        Array([-1.  ,  0.  ,  0.75], dtype=float32)
+    """
+    return jnp.where(jnp.abs(x) > like(threshold, x), x, 0.0)
+
+
+@rounds_once
+def soft_shrink(x: ArrayLike, *, threshold: ArrayLike = 0.5) -> Array:
+    r"""Soft shrinkage (soft thresholding), the proximal map of :math:`\lambda|x|`.
+
+    .. math::
+        \mathrm{soft\_shrink}(x) = \operatorname{sign}(x)\max(|x| - \lambda, 0)
+
+    Args:
+        x: input array.
+        threshold: :math:`\lambda \ge 0`.
+
+    Returns:
+        An array of x's shape and floating dtype.
+
+    Examples:
+        >>> import jax, jaxact
+        >>> jaxact.soft_shrink(jax.numpy.array([-1.0, 0.25, 0.75]))
+        Array([-0.5 ,  0.  ,  0.25], dtype=float32)
+    """
+    lam = like(threshold, x)
+    return jnp.where(x > lam, x - lam, jnp.where(x < -lam, x + lam, 0.0))
+
+
+# --- the Heaviside step and its surrogate gradients ----------------------------
+
+
+def _sigmoid_surrogate(d: Array, sharpness: Array) -> Array:
+    return sharpness * _numerics.sigmoid_and_slope(sharpness * d)[1]
+
+
+def _straight_through_surrogate(d: Array, sharpness: Array) -> Array:
+    return jnp.where(jnp.abs(d) <= 1 / sharpness, 1.0, 0.0).astype(d.dtype)
+
+
+def _zero_surrogate(d: Array, sharpness: Array) -> Array:
+    return jnp.zeros_like(d)
+
+
+STEP_SURROGATES = {
+    "sigmoid": _sigmoid_surrogate,
+    "straight_through": _straight_through_surrogate,
+    "none": _zero_surrogate,
+}
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(3,))
+def _step(x: Array, threshold: Array, sharpness: Array, surrogate: str) -> Array:
+    return jnp.where(x >= threshold, 1.0, 0.0).astype(x.dtype)
+
+
+@_step.defjvp
+def _step_jvp(surrogate, primals, tangents):
+    (x, threshold, sharpness), (tx, tthreshold, _) = primals, tangents
+    slope = STEP_SURROGATES[surrogate](x - threshold, sharpness)
+    # The step depends on x - threshold only; the sharpness shapes the surrogate, not the value.
+    return _step(x, threshold, sharpness, surrogate), slope * (tx - tthreshold)
+
+
+@rounds_once
+def step(
+    x: ArrayLike,
+    threshold: ArrayLike = 0.0,
+    *,
+    surrogate: str = "sigmoid",
+    sharpness: ArrayLike = 1.0,
+) -> Array:
+    r"""Heaviside step with a surrogate gradient.
+
+    .. math::
+        \mathrm{step}(x) = \begin{cases} 1 & x \ge \theta \\ 0 & x < \theta \end{cases}
+
+    Its true derivative is 0 almost everywhere, which stops all learning, so
+    the gradient is replaced by a surrogate with sharpness :math:`k`:
+
+    - ``"sigmoid"`` (default): :math:`k\,\sigma'(k(x - \theta))`, the derivative
+      of :math:`\sigma(k(x-\theta))`, which tends to the step as :math:`k \to \infty`;
+    - ``"straight_through"``: 1 where :math:`|x - \theta| \le 1/k`, else 0 (the
+      clipped straight-through estimator of Hubara et al., 2016, at :math:`k = 1`);
+    - ``"none"``: the true derivative, 0.
+
+    Args:
+        x: input array.
+        threshold: :math:`\theta`; the output is 1 from the threshold on.
+        surrogate: which surrogate gradient to use (see above).
+        sharpness: :math:`k > 0`; may be traced.
+
+    Returns:
+        An array of zeros and ones of x's shape and floating dtype.
+
+    Examples:
+        >>> import jax, jaxact
+        >>> jaxact.step(jax.numpy.array([-1.0, 0.0, 2.0]))
+        Array([0., 1., 1.], dtype=float32)
+        >>> float(jax.grad(jaxact.step)(0.0))
+        0.25
+    """
+    if surrogate not in STEP_SURROGATES:
+        close = difflib.get_close_matches(str(surrogate), STEP_SURROGATES, n=3, cutoff=0.0)
+        raise ValueError(
+            f"unknown step surrogate {surrogate!r}; did you mean {' or '.join(map(repr, close))}?"
+        )
+    return _step(x, like(threshold, x), like(sharpness, x), surrogate)
