@@ -5,6 +5,7 @@
 layers live in :mod:`jaxact.linen` and :mod:`jaxact.nnx` (optional extra ``flax``).
 """
 
+from jaxact import theory as theory
 from jaxact.normalizers import glu as glu
 from jaxact.normalizers import log_softmax as log_softmax
 from jaxact.normalizers import logsumexp as logsumexp
@@ -50,5 +51,9 @@ from jaxact.smooth import squareplus as squareplus
 from jaxact.smooth import swish as swish
 from jaxact.smooth import tanh as tanh
 from jaxact.smooth import tanh_shrink as tanh_shrink
+from jaxact.theory import critical_bias_init as critical_bias_init
+from jaxact.theory import critical_init as critical_init
+from jaxact.theory import gain as gain
+from jaxact.theory import variance_preserving_gain as variance_preserving_gain
 
 __version__ = "0.1.0"

@@ -22,8 +22,13 @@ def as_float(x: ArrayLike) -> Array:
 
 
 def compute_dtype(dtype) -> jnp.dtype:
-    """The dtype an activation is evaluated in: at least float32."""
-    return jnp.promote_types(dtype, jnp.float32)
+    """The dtype an activation is evaluated in: at least float32.
+
+    Decided by width, not by ``jnp.promote_types``, which refuses bfloat16 and
+    float16 under ``jax_numpy_dtype_promotion="strict"``.
+    """
+    dtype = jnp.dtype(dtype)
+    return dtype if dtype.itemsize >= 4 else jnp.dtype(jnp.float32)
 
 
 def rounds_once(fn: Callable[..., Array]) -> Callable[..., Array]:

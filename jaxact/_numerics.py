@@ -8,19 +8,61 @@ precision somewhere: ``1 - sigmoid(x)`` for large ``x``, ``exp(-x * x)`` once
 
 from fractions import Fraction
 
-import numpy as np
 import jax.numpy as jnp
+import numpy as np
 from jax import Array
 
 
-def sigmoid_and_slope(x: Array) -> tuple[Array, Array]:
+def sigmoid_and_slope(x: Array, x_lo: Array | None = None) -> tuple[Array, Array]:
     r"""Returns :math:`\sigma(x)` and :math:`\sigma'(x) = \sigma(x)\sigma(-x)` from one exponential.
 
-    Both are formed from :math:`e^{-|x|}`, so neither tail cancels.
+    Both are formed from :math:`e^{-|x|}`, so neither tail cancels. With ``x_lo``
+    (the rounding error of a product, see :func:`two_product`) they are
+    evaluated at ``x + x_lo`` to first order, which keeps the tails, where the
+    relative error is ``|x|`` times the error of ``x``, accurate.
     """
     e = jnp.exp(-jnp.abs(x))
     r = 1 / (1 + e)
-    return jnp.where(x >= 0, r, e * r), e * r * r
+    s, slope = jnp.where(x >= 0, r, e * r), e * r * r
+    if x_lo is None:
+        return s, slope
+    return s + x_lo * slope, slope * (1 + x_lo * (1 - 2 * s))
+
+
+def _split(a: Array) -> tuple[Array, Array]:
+    """Veltkamp's split of a into hi + lo, each with half the mantissa bits (|a| <= 2**60)."""
+    mantissa_bits = jnp.finfo(a.dtype).nmant + 1
+    scaled = float(2 ** ((mantissa_bits + 1) // 2) + 1) * a
+    hi = scaled - (scaled - a)
+    return hi, a - hi
+
+
+_PRODUCT_BOUND = 2.0**60
+
+
+def two_product(a: Array, b: Array, bounded: bool = False) -> tuple[Array, Array]:
+    """Returns ``p = a * b`` rounded and its rounding error ``a * b - p`` (Dekker).
+
+    The error is exact while ``|a|, |b| <= 2**60`` and set to 0 beyond (where
+    the activations using it have saturated); it never overflows. ``bounded``
+    promises ``|a|, |b| <= 2**60`` and skips the guard.
+    """
+    a, b = jnp.broadcast_arrays(a, b)
+    p = a * b
+    inside = True
+    if not bounded:
+        inside = (jnp.abs(a) <= _PRODUCT_BOUND) & (jnp.abs(b) <= _PRODUCT_BOUND)
+        a, b = jnp.where(inside, a, 0.0), jnp.where(inside, b, 0.0)
+    (ah, al), (bh, bl) = _split(a), _split(b)
+    error = ((ah * bh - a * b) + ah * bl + al * bh) + al * bl
+    return p, error if bounded else jnp.where(inside, error, 0.0)
+
+
+def two_sum(a: Array, b: Array) -> tuple[Array, Array]:
+    """Returns ``s = a + b`` rounded and its rounding error ``a + b - s`` (Knuth)."""
+    s = a + b
+    bb = s - a
+    return s, (a - (s - bb)) + (b - bb)
 
 
 def exp_neg_half_square(x: Array) -> Array:
@@ -86,13 +128,17 @@ def erfcx(z: Array) -> Array:
     return jnp.where(z < 8, horner(_ERFCX_P, near) / horner(_ERFCX_Q, near), far)
 
 
-def offset_from(x: Array, value: str) -> Array:
-    """Returns x - value to full precision, for a constant given as a decimal string.
+def offset_from(x: Array, value: str, x_lo: Array | None = None) -> Array:
+    """Returns x (+ x_lo) - value to full precision, for a constant given as a decimal string.
 
     The constant is split into hi + lo in x's dtype; near the constant x - hi is
     exact (Sterbenz), so the only rounding is the final subtraction of lo.
+    Written as ``-(lo - (x - hi))``: XLA folds ``(x - hi) - lo`` into
+    ``x - (hi + lo)`` under jit, which rounds lo away.
     """
     exact = Fraction(value)
     hi = np.asarray(float(exact), dtype=x.dtype)
     lo = np.asarray(float(exact - Fraction(float(hi))), dtype=x.dtype)
-    return (x - hi) - lo
+    if x_lo is not None:
+        lo = lo - x_lo
+    return -(lo - (x - hi))

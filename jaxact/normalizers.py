@@ -12,7 +12,7 @@ import jax.numpy as jnp
 from jax import Array
 from jax.typing import ArrayLike
 
-from jaxact._dtypes import as_float, like, rounds_once
+from jaxact._dtypes import as_float, compute_dtype, like, rounds_once
 from jaxact.smooth import sigmoid
 
 Axis = int | tuple[int, ...] | None
@@ -84,6 +84,9 @@ def softmax(
 def _log_softmax(x: Array, axis: Axis, where: Array | None) -> Array:
     shifted, unnormalized = _shifted(x, axis, where)
     total = jnp.sum(unnormalized, axis, keepdims=True)
+    # A row holding +inf: the log of softmax's uniform mass on its +inf entries, -inf elsewhere.
+    x_max = jnp.max(x, axis, where=where, initial=-jnp.inf, keepdims=True)
+    shifted = jnp.where(x_max == jnp.inf, jnp.where(x == jnp.inf, 0.0, -jnp.inf), shifted)
     result = jnp.where(total > 0, shifted - jnp.log(total), -jnp.inf)
     return result if where is None else jnp.where(where, result, -jnp.inf)
 
@@ -163,23 +166,30 @@ def softmin(
     return _softmax(-x / like(temperature, x), axis, where)
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3))
-def _logsumexp(a: Array, b: Array | None, axis: Axis, where: Array | None) -> Array:
+def _logsumexp_parts(a: Array, b: Array | None, axis: Axis, where: Array | None):
+    """The unnormalised exponentials, their weighted row sum, and the shift taken out of both."""
     _, unnormalized = _shifted(a, axis, where)
     x_max = jnp.max(a, axis, where=where, initial=-jnp.inf, keepdims=True)
-    shift = jnp.where(jnp.isfinite(x_max), x_max, 0.0)
+    # An empty row is shifted by 0; a row holding +inf keeps its +inf shift (the sum is infinite).
+    shift = jnp.where(x_max == -jnp.inf, 0.0, x_max)
     weighted = unnormalized if b is None else unnormalized * b
-    return jnp.log(jnp.sum(weighted, axis, keepdims=True)) + shift
+    return unnormalized, jnp.sum(weighted, axis, keepdims=True), shift
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3))
+def _logsumexp(a: Array, b: Array | None, axis: Axis, where: Array | None) -> Array:
+    _, total, shift = _logsumexp_parts(a, b, axis, where)
+    return jnp.log(total) + shift
 
 
 @_logsumexp.defjvp
 def _logsumexp_jvp(axis, where, primals, tangents):
     (a, b), (ta, tb) = primals, tangents
     y = _logsumexp(a, b, axis, where)
-    # exp(a - y) with an empty row's -inf replaced by 0 (the row's weights are all 0).
-    weights = jnp.exp(a - jnp.where(jnp.isfinite(y), y, 0.0))
-    if where is not None:
-        weights = jnp.where(where, weights, 0.0)
+    unnormalized, total, _ = _logsumexp_parts(a, b, axis, where)
+    # exp(a_i) / sum_j b_j exp(a_j), formed from the shifted terms: 0 for an empty row,
+    # and softmax's uniform mass on the +inf entries for a row holding +inf.
+    weights = unnormalized / jnp.where(total == 0, 1.0, total)
     tangent = jnp.sum((weights if b is None else weights * b) * ta, axis, keepdims=True)
     if b is not None:
         tangent = tangent + jnp.sum(weights * tb, axis, keepdims=True)
@@ -223,7 +233,7 @@ def logsumexp(
         return jax.nn.logsumexp(a, axis, b, keepdims, return_sign=True, where=where)
     a = as_float(a)
     dtype = a.dtype
-    a = a.astype(jnp.promote_types(dtype, jnp.float32))
+    a = a.astype(compute_dtype(dtype))
     b = None if b is None else like(b, a)
     if isinstance(axis, list):
         axis = tuple(axis)
@@ -288,6 +298,7 @@ def sparsemax(x: ArrayLike, axis: int = -1) -> Array:
     return jnp.moveaxis(_sparsemax_last(jnp.moveaxis(x, axis, -1)), -1, axis)
 
 
+@rounds_once
 def glu(x: ArrayLike, axis: int = -1) -> Array:
     r"""Gated linear unit (Dauphin et al., 2017).
 
@@ -306,7 +317,6 @@ def glu(x: ArrayLike, axis: int = -1) -> Array:
         >>> jaxact.glu(jax.numpy.array([2.0, 0.0]))
         Array([1.], dtype=float32)
     """
-    x = as_float(x)
     if x.ndim == 0 or x.shape[axis] % 2:
         raise ValueError(
             f"glu splits axis {axis} in two halves, so its size must be even; got shape {x.shape}"

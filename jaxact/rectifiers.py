@@ -208,9 +208,14 @@ def hard_sigmoid(x: ArrayLike, *, slope: ArrayLike = 1 / 6, offset: ArrayLike = 
     :math:`\mathrm{relu6}(x + 3)/6`; ``slope=0.2`` gives the Keras 2 form
     :math:`\mathrm{clip}(0.2x + 0.5, 0, 1)`. The derivative is 0 at the kinks.
 
+    The line is evaluated as :math:`s\,(x + c/s)`: near the lower kink
+    :math:`x + c/s` is exact, where :math:`s x + c` cancels (a relative error of
+    :math:`10^{-3}` at ``x = -2.9999`` in float32). :math:`c/s` is formed in the
+    parameters' own precision, so it is exactly 3 for the defaults.
+
     Args:
         x: input array.
-        slope: slope :math:`s` of the linear part; may be traced.
+        slope: slope :math:`s \ne 0` of the linear part; may be traced.
         offset: value :math:`c` at 0; may be traced.
 
     Returns:
@@ -221,7 +226,7 @@ def hard_sigmoid(x: ArrayLike, *, slope: ArrayLike = 1 / 6, offset: ArrayLike = 
         >>> jaxact.hard_sigmoid(jax.numpy.array([-3.0, 0.0, 1.0]), slope=0.2)
         Array([0. , 0.5, 0.7], dtype=float32)
     """
-    y = like(slope, x) * x + like(offset, x)
+    y = (x + like(offset / slope, x)) * like(slope, x)
     return jnp.where(y <= 0, 0.0, jnp.where(y >= 1, 1.0, y))
 
 

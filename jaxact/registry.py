@@ -3,7 +3,7 @@
 >>> import jaxact
 >>> f = jaxact.get("leaky_relu", negative_slope=0.2)
 >>> f(jaxact.identity(-1.0))
-Array(-0.2, dtype=float32, weak_type=True)
+Array(-0.2, dtype=float32)
 >>> jaxact.info("swish").name
 'silu'
 """
@@ -15,6 +15,8 @@ import inspect
 import math
 from collections.abc import Callable, Mapping
 from typing import Any
+
+import numpy as np
 
 from jaxact import normalizers, rectifiers, smooth
 
@@ -64,6 +66,12 @@ class ActivationInfo:
     def breakpoints(self, **params: Any) -> tuple[float, ...]:
         """The kinks for these parameters (defaults filled in), sorted."""
         return tuple(sorted(set(self.kinks({**self.params, **params}))))
+
+
+def _hard_sigmoid_kinks(p: Mapping[str, Any]) -> tuple[float, ...]:
+    """Where slope x + offset crosses 0 and 1; none for a flat line (slope 0)."""
+    slope, offset = float(p["slope"]), float(p["offset"])
+    return () if slope == 0 else (-offset / slope, (1 - offset) / slope)
 
 
 def _entry(fn, formula, output_range, monotonic, smooth_, zero_centred, self_gated, **kw):
@@ -122,8 +130,7 @@ _ENTRIES = (
            kinks=lambda p: (float(p["min_val"]), float(p["max_val"]))),
     _entry(rectifiers.hard_sigmoid, "clip(slope x + offset, 0, 1)", (0, 1), True, False, False,
            False, aliases=("hardsigmoid",), jax_nn="hard_sigmoid",
-           kinks=lambda p: (-float(p["offset"]) / float(p["slope"]),
-                            (1 - float(p["offset"])) / float(p["slope"]))),
+           kinks=_hard_sigmoid_kinks),
     _entry(rectifiers.hard_silu, "x relu6(x + 3) / 6", (-0.375, _INF), False, False, False, True,
            aliases=("hard_swish", "h_swish", "hardswish"), jax_nn="hard_silu",
            kinks=lambda p: (-3.0, 3.0)),
@@ -204,6 +211,20 @@ def info(name: str) -> ActivationInfo:
     return _BY_NAME[resolve(name)]
 
 
+def _is_non_finite(value: Any) -> bool:
+    """True for a concrete number, or array of numbers, holding NaN or an infinity.
+
+    Booleans, strings, keys and traced values (unknown until run) are never non-finite.
+    """
+    if value is None or isinstance(value, bool | str):
+        return False
+    try:
+        array = np.asarray(value)
+        return array.dtype != np.bool_ and not bool(np.all(np.isfinite(array)))
+    except Exception:  # a tracer, a PRNG key, or something that is not a number
+        return False
+
+
 def check_params(name: str, params: Mapping[str, Any]) -> dict[str, Any]:
     """Validates hyperparameters for an activation and returns them merged with the defaults.
 
@@ -220,11 +241,7 @@ def check_params(name: str, params: Mapping[str, Any]) -> dict[str, Any]:
                 f"{entry.name} has no parameter {key!r}; {hint} "
                 f"Its parameters are {sorted(valid) or 'none'}."
             )
-        if (
-            isinstance(value, int | float)
-            and not isinstance(value, bool)
-            and not math.isfinite(value)
-        ):
+        if _is_non_finite(value):
             raise ValueError(f"{entry.name} parameter {key}={value} must be finite")
     return {**valid, **params}
 

@@ -8,6 +8,7 @@ differentiated again (hessians, ``jacfwd``).
 """
 
 import functools
+from fractions import Fraction
 
 import jax
 import jax.numpy as jnp
@@ -33,6 +34,11 @@ def _zero_at_infinity(x: Array, y: Array) -> Array:
     return jnp.where(jnp.isinf(x) & (y == 0), 0.0, x * y)
 
 
+def _is_one(value) -> bool:
+    """True for the literal default 1, where ``value * x`` is exact and needs no correction."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == 1
+
+
 # --- sigmoid -----------------------------------------------------------------
 
 
@@ -46,6 +52,22 @@ def _sigmoid_jvp(primals, tangents):
     (x,), (t,) = primals, tangents
     y, slope = _numerics.sigmoid_and_slope(x)
     return y, slope * t
+
+
+# With a gain, a * x is rounded, and the tails' relative error is |a x| times that
+# rounding: the rounding error (Dekker's exact product) corrects them to first order.
+@jax.custom_jvp
+def _sigmoid_gain(x: Array, gain: Array) -> Array:
+    return _numerics.sigmoid_and_slope(*_numerics.two_product(gain, x))[0]
+
+
+@functools.partial(_sigmoid_gain.defjvp, symbolic_zeros=True)
+def _sigmoid_gain_jvp(primals, tangents):
+    (x, gain), (tx, tgain) = primals, tangents
+    y, slope = _numerics.sigmoid_and_slope(*_numerics.two_product(gain, x))
+    slope_x = lambda: gain * slope
+    slope_gain = lambda: _zero_at_infinity(x, slope)
+    return y, _tangent(y, (slope_x, tx), (slope_gain, tgain))
 
 
 @rounds_once
@@ -70,11 +92,13 @@ def sigmoid(x: ArrayLike, *, gain: ArrayLike = 1.0) -> Array:
     Examples:
         >>> import jax, jaxact
         >>> jaxact.sigmoid(jax.numpy.array([-2.0, 0.0, 2.0]))
-        Array([0.11920292, 0.5       , 0.8807971 ], dtype=float32)
+        Array([0.1192029, 0.5      , 0.880797 ], dtype=float32)
         >>> float(jax.grad(jaxact.sigmoid)(20.0))
-        2.0611535...e-09
+        2.06115e-09
     """
-    return _sigmoid(like(gain, x) * x)
+    if _is_one(gain):
+        return _sigmoid(x)
+    return _sigmoid_gain(x, like(gain, x))
 
 
 # --- tanh --------------------------------------------------------------------
@@ -115,7 +139,7 @@ def tanh(x: ArrayLike) -> Array:
         >>> jaxact.tanh(jax.numpy.array([-1.0, 0.0, 1.0]))
         Array([-0.7615942,  0.       ,  0.7615942], dtype=float32)
         >>> float(jax.grad(jaxact.tanh)(10.0))
-        8.2446...e-09
+        8.2446e-09
     """
     return _tanh(x)
 
@@ -134,6 +158,35 @@ def _softplus_jvp(primals, tangents):
     e = jnp.exp(-jnp.abs(x))
     y = jnp.maximum(x, 0) + jnp.log1p(e)
     return y, jnp.where(x >= 0, 1, e) / (1 + e) * t
+
+
+@jax.custom_jvp
+def _softplus_beta(x: Array, beta: Array) -> Array:
+    return _softplus_beta_parts(x, beta)[0]
+
+
+def _softplus_beta_parts(x: Array, beta: Array) -> tuple[Array, Array, Array]:
+    """softplus(beta x) / beta, its x-slope and its beta-slope, with beta x's rounding corrected.
+
+    ``max(x, 0)`` stands for ``max(beta x, 0) / beta`` (exact, never overflows); the
+    rounding error ``z_lo`` of ``z = beta x`` enters the log1p term to first order.
+    """
+    z, z_lo = _numerics.two_product(beta, x)
+    e = jnp.exp(-jnp.abs(z))
+    q = e / (1 + e)  # sigmoid(-|z|)
+    log_term = jnp.log1p(e)
+    y = jnp.maximum(x, 0.0) + (log_term - jnp.where(z >= 0, z_lo, -z_lo) * q) / beta
+    slope_x = _numerics.sigmoid_and_slope(z, z_lo)[0]
+    # d/dbeta = (x sigmoid(z) - y) / beta = -(|x| q + log1p(e) / beta) / beta: no cancellation.
+    slope_beta = -(_zero_at_infinity(jnp.abs(x), q) + log_term / beta) / beta
+    return y, slope_x, slope_beta
+
+
+@functools.partial(_softplus_beta.defjvp, symbolic_zeros=True)
+def _softplus_beta_jvp(primals, tangents):
+    (x, beta), (tx, tbeta) = primals, tangents
+    y, slope_x, slope_beta = _softplus_beta_parts(x, beta)
+    return y, _tangent(y, (lambda: slope_x, tx), (lambda: slope_beta, tbeta))
 
 
 @rounds_once
@@ -161,10 +214,10 @@ def softplus(x: ArrayLike, *, beta: ArrayLike = 1.0, threshold: ArrayLike | None
     Examples:
         >>> import jax, jaxact
         >>> jaxact.softplus(jax.numpy.array([-1000.0, 0.0, 1000.0]))
-        Array([   0.       ,    0.6931472, 1000.       ], dtype=float32)
+        Array([0.000000e+00, 6.931472e-01, 1.000000e+03], dtype=float32)
     """
+    y = _softplus(x) if _is_one(beta) else _softplus_beta(x, like(beta, x))
     beta = like(beta, x)
-    y = _softplus(beta * x) / beta
     if threshold is not None:
         y = jnp.where(beta * x > like(threshold, x), x, y)
     return y
@@ -186,8 +239,8 @@ def log_sigmoid(x: ArrayLike) -> Array:
 
     Examples:
         >>> import jax, jaxact
-        >>> jaxact.log_sigmoid(jax.numpy.array([-100.0, 0.0, 100.0]))
-        Array([-1.0000000e+02, -6.9314718e-01, -3.7200760e-44], dtype=float32)
+        >>> jaxact.log_sigmoid(jax.numpy.array([-100.0, 0.0, 50.0]))
+        Array([-1.0000000e+02, -6.9314718e-01, -1.92875e-22], dtype=float32)
     """
     return -_softplus(-x)
 
@@ -201,29 +254,37 @@ _SILU_ROOT = "-1.278464542761073795109358739022980155439477488619745765453"
 _SILU_EXP_ROOT = 0.2784645427610737951093587390229801554394774886197
 
 
-def _silu_slope(z: Array) -> Array:
-    """d/dz [z sigmoid(z)], accurate to a few ulps including near its zero."""
+def _silu_slope(z: Array, z_lo: Array | None = None) -> Array:
+    """d/dz [z sigmoid(z)] at z (+ z_lo), accurate to a few ulps including near its zero."""
     e = jnp.exp(-jnp.abs(z))
     sigmoid_slope = e / jnp.square(1 + e)
+    if z_lo is not None:
+        sigmoid_slope = _numerics.sigmoid_and_slope(z, z_lo)[1]
+        z_lo = jnp.where(z >= -1e4, z_lo, 0.0)  # where z is clamped below, so is its error
     # Clamped so that the branch not taken stays finite (no inf * 0 in second derivatives).
-    d = _numerics.offset_from(jnp.clip(z, -1e4, 0.0), _SILU_ROOT)
+    d = _numerics.offset_from(jnp.clip(z, -1e4, 0.0), _SILU_ROOT, z_lo)
     negative = sigmoid_slope * (d + _SILU_EXP_ROOT * jnp.expm1(d))
     positive = 1 / (1 + e) + jnp.where(e > 0, z * sigmoid_slope, 0.0)
     return jnp.where(z <= 0, negative, positive)
 
 
-@jax.custom_jvp
-def _silu(x: Array, beta: Array) -> Array:
-    return _zero_at_infinity(x, _sigmoid(beta * x))
+def _scaled(beta: Array, x: Array, corrected: bool) -> tuple[Array, Array | None]:
+    """beta * x, and its rounding error if ``corrected`` (else None: beta is exactly 1)."""
+    return _numerics.two_product(beta, x) if corrected else (beta * x, None)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
+def _silu(x: Array, beta: Array, corrected: bool = False) -> Array:
+    return _zero_at_infinity(x, _numerics.sigmoid_and_slope(*_scaled(beta, x, corrected))[0])
 
 
 @functools.partial(_silu.defjvp, symbolic_zeros=True)
-def _silu_jvp(primals, tangents):
+def _silu_jvp(corrected, primals, tangents):
     (x, beta), (tx, tbeta) = primals, tangents
-    z = beta * x
-    y = _silu(x, beta)
-    slope_x = lambda: _silu_slope(z)
-    slope_beta = lambda: _zero_at_infinity(x, x * _numerics.sigmoid_and_slope(z)[1])
+    z, z_lo = _scaled(beta, x, corrected)
+    y = _silu(x, beta, corrected)
+    slope_x = lambda: _silu_slope(z, z_lo)
+    slope_beta = lambda: _zero_at_infinity(x, x * _numerics.sigmoid_and_slope(z, z_lo)[1])
     return y, _tangent(y, (slope_x, tx), (slope_beta, tbeta))
 
 
@@ -252,7 +313,7 @@ def silu(x: ArrayLike, *, beta: ArrayLike = 1.0) -> Array:
         >>> jaxact.silu(jax.numpy.array([-1.0, 0.0, 1.0]))
         Array([-0.26894143,  0.        ,  0.7310586 ], dtype=float32)
     """
-    return _silu(x, like(beta, x))
+    return _silu(x, like(beta, x), not _is_one(beta))
 
 
 swish = silu
@@ -333,8 +394,8 @@ def mish(x: ArrayLike) -> Array:
 
     Examples:
         >>> import jax, jaxact
-        >>> jaxact.mish(jax.numpy.array([-1.0, 0.0, 1.0]))
-        Array([-0.30340144,  0.        ,  0.86509836], dtype=float32)
+        >>> [round(float(v), 6) for v in jaxact.mish(jax.numpy.array([-1.0, 0.0, 1.0]))]
+        [-0.303401, 0.0, 0.865098]
     """
     return _mish(x)
 
@@ -370,7 +431,7 @@ _NEAR_ROOT = 0.25  # half-width of the window where the Taylor series replaces t
 
 
 def _near_root(x: Array, root: str, taylor: tuple[float, ...], formula: Array) -> Array:
-    """formula, except within _NEAR_ROOT of root where the Taylor series (no cancellation) is used."""
+    """formula, except within _NEAR_ROOT of root: there the Taylor series (no cancellation)."""
     d = _numerics.offset_from(x, root)
     d_safe = jnp.clip(d, -_NEAR_ROOT, _NEAR_ROOT)
     series = d_safe * _numerics.horner(taylor[::-1], d_safe)
@@ -378,7 +439,7 @@ def _near_root(x: Array, root: str, taylor: tuple[float, ...], formula: Array) -
 
 
 def _normal_cdf(x: Array) -> Array:
-    """Phi(x) to a few ulps; the lower tail as phi(x) times a Mills-ratio rational (no cancellation)."""
+    """Phi(x) to a few ulps; the lower tail as phi(x) times a Mills-ratio rational."""
     tail = x < -1 / _SQRT_HALF
     z = -jnp.minimum(x, -1 / _SQRT_HALF) * _SQRT_HALF
     lower = 0.5 * _numerics.exp_neg_half_square(x) * _numerics.erfcx(z)
@@ -395,14 +456,43 @@ def _gelu_exact_slope(x: Array) -> Array:
     return _near_root(x, _GELU_ROOT, _GELU_TAYLOR, formula)
 
 
+# 2 sqrt(2/pi) and 2 sqrt(2/pi) 0.044715 as decimal strings, split into hi + lo per dtype.
+_GELU_TANH_K1 = "1.595769121605730711759784239737527473903"
+_GELU_TANH_K3 = "0.07135481627260024877633875227986354099559"
+
+
+def _split_constant(value: str, dtype) -> tuple[np.ndarray, np.ndarray]:
+    exact = Fraction(value)
+    hi = np.asarray(float(exact), dtype=dtype)
+    return hi, np.asarray(float(exact - Fraction(float(hi))), dtype=dtype)
+
+
+def _gelu_tanh_argument(x: Array) -> tuple[Array, Array]:
+    """z = 2 sqrt(2/pi) (x + 0.044715 x**3) as hi + lo, for |x| <= 10.
+
+    In the lower tail the gate is about e^z, whose relative error is the absolute
+    error of z (up to 70 in magnitude): z is formed in double-word arithmetic.
+    """
+    (k1, k1_lo), (k3, k3_lo) = (_split_constant(k, x.dtype) for k in (_GELU_TANH_K1, _GELU_TANH_K3))
+    a, a_lo = _numerics.two_product(k1, x, bounded=True)
+    square, square_lo = _numerics.two_product(x, x, bounded=True)
+    cube, cube_lo = _numerics.two_product(square, x, bounded=True)
+    b, b_lo = _numerics.two_product(k3, cube, bounded=True)
+    z, z_lo = _numerics.two_sum(a, b)
+    z_lo = z_lo + (a_lo + k1_lo * x) + (b_lo + k3 * (cube_lo + square_lo * x) + k3_lo * cube)
+    return z, z_lo
+
+
 def _gelu_tanh_parts(x: Array) -> tuple[Array, Array]:
-    """The gate sigmoid(2u) of tanh-gelu and its derivative."""
-    gate = _numerics.sigmoid_and_slope(2 * _SQRT_2_OVER_PI * (x + 0.044715 * x**3))[0]
-    # Beyond |x| = 10 the gate's own slope is below 1e-35; clamping keeps x**3 finite.
+    """The gate sigmoid(z) of tanh-gelu and its derivative."""
+    # Beyond |x| = 10 the gate is 0 or 1 to float64 precision; clamping keeps x**3 finite.
+    inside = jnp.abs(x) <= 10
     xc = jnp.clip(x, -10.0, 10.0)
-    gate_slope = _numerics.sigmoid_and_slope(2 * _SQRT_2_OVER_PI * (xc + 0.044715 * xc**3))[1]
-    du = _SQRT_2_OVER_PI * (1 + 3 * 0.044715 * xc * xc)
-    formula = gate + 2 * xc * du * gate_slope
+    z, z_lo = _gelu_tanh_argument(xc)
+    z = jnp.where(inside, z, 100 * x)  # |z| >= 1000 outside: sigmoid(z) is 0 or 1
+    gate, gate_slope = _numerics.sigmoid_and_slope(z, jnp.where(inside, z_lo, 0.0))
+    dz = _SQRT_2_OVER_PI * (2 + 6 * 0.044715 * xc * xc)
+    formula = gate + xc * dz * gate_slope
     return gate, _near_root(xc, _GELU_TANH_ROOT, _GELU_TANH_TAYLOR, formula)
 
 
@@ -580,7 +670,7 @@ softsign = soft_sign
 
 
 def _squareplus_parts(x: Array, b: Array) -> tuple[Array, Array]:
-    """x clamped to the finite range (so inf / inf never forms) and sqrt(x**2 + b) without overflow."""
+    """x clamped to the finite range (no inf / inf) and sqrt(x**2 + b) without overflow."""
     x = jnp.clip(x, jnp.finfo(x.dtype).min, jnp.finfo(x.dtype).max)
     return x, jnp.hypot(x, jnp.sqrt(b))
 
@@ -623,7 +713,7 @@ def squareplus(x: ArrayLike, b: ArrayLike = 4) -> Array:
     Examples:
         >>> import jax, jaxact
         >>> jaxact.squareplus(jax.numpy.array([-1000.0, 0.0, 1.0]))
-        Array([0.000999999, 1.       , 1.618034 ], dtype=float32)
+        Array([9.99999e-04, 1.000000e+00, 1.618034e+00], dtype=float32)
     """
     return _squareplus(x, like(b, x))
 
@@ -737,6 +827,6 @@ def tanh_shrink(x: ArrayLike) -> Array:
     Examples:
         >>> import jax, jaxact
         >>> jaxact.tanh_shrink(jax.numpy.array([-1.0, 1e-3, 2.0]))
-        Array([-2.3840582e-01,  3.3333322e-10,  1.0359724e+00], dtype=float32)
+        Array([-2.384058e-01,  3.333332e-10,  1.035972e+00], dtype=float32)
     """
     return _tanh_shrink(x)

@@ -1,0 +1,5 @@
+"""Test configuration for tests and doctests: strict dtype promotion, so nothing passes by silent up-casting."""
+
+import jax
+
+jax.config.update("jax_numpy_dtype_promotion", "strict")

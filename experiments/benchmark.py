@@ -1,0 +1,500 @@
+"""Side-by-side benchmarks: jaxact against jax.nn, and what jax.vmap batching buys.
+
+Run ``python -m experiments.benchmark --out DIR`` (``--quick`` for a small run).
+Every comparison is measured in one process with the contenders interleaved
+(one call of each in turn, repeated), after compilation, with
+``block_until_ready``; medians and min/max over the repeats are reported, and
+compile time is measured apart. Results: ``benchmark.csv`` (every measurement),
+``benchmark.md`` (tables and the targets met or missed) and
+``activation_ratios.png``.
+"""
+
+import argparse
+import csv
+import dataclasses
+import math
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import jaxact
+
+DEFAULT_SIZES = (1_000, 10_000, 100_000, 1_000_000, 16_000_000)
+QUICK_SIZES = (1_000, 10_000)
+QUICK_ACTIVATIONS = ("relu", "sigmoid", "softplus", "gelu")
+HYPERPARAMETER_COUNT = 64
+
+# jax.nn activations that take an array and nothing else required (glu halves its axis).
+_SKIP = {"logsumexp"}  # a reduction, not an activation; benchmarked through softmax
+
+
+@dataclasses.dataclass(frozen=True)
+class Measurement:
+    """One contender in one benchmark: seconds per call over the repeats, and compile time."""
+
+    benchmark: str
+    case: str
+    dtype: str
+    size: int
+    contender: str
+    median_s: float
+    min_s: float
+    max_s: float
+    compile_s: float
+    repeats: int
+
+
+def _compile(fn: Callable, *args) -> tuple[Callable, float]:
+    start = time.perf_counter()
+    compiled = jax.jit(fn).lower(*args).compile()
+    return compiled, time.perf_counter() - start
+
+
+def _time_once(fn: Callable, args: tuple, inner: int) -> float:
+    start = time.perf_counter()
+    for _ in range(inner):
+        out = fn(*args)
+    jax.block_until_ready(out)
+    return (time.perf_counter() - start) / inner
+
+
+def compare(
+    contenders: dict[str, tuple[Callable, tuple]],
+    *,
+    repeats: int,
+    compiled: bool = True,
+    min_sample_s: float = 2e-3,
+) -> dict[str, tuple[list[float], float]]:
+    """Times each contender, interleaved, so that the machine's drift hits all alike.
+
+    Args:
+        contenders: name -> (function, arguments). Each function is jitted and
+            compiled first (compile time reported apart) unless ``compiled`` is False,
+            in which case it is called as it is (e.g. a Python loop over jitted calls).
+        repeats: samples per contender.
+        min_sample_s: calls are repeated within a sample until it lasts about this long,
+            so that tiny arrays measure the kernel rather than the timer.
+
+    Returns:
+        name -> (seconds per call for each repeat, compile seconds).
+    """
+    ready = {}
+    for name, (fn, args) in contenders.items():
+        if compiled:
+            fn, compile_s = _compile(fn, *args)
+        else:
+            compile_s = 0.0
+        jax.block_until_ready(fn(*args))  # warm-up
+        ready[name] = (fn, args, compile_s)
+    first_fn, first_args, _ = next(iter(ready.values()))
+    single = _time_once(first_fn, first_args, 1)
+    inner = max(1, min(1000, int(min_sample_s / max(single, 1e-9))))
+    samples = {name: [] for name in ready}
+    for _ in range(repeats):
+        for name, (fn, args, _) in ready.items():
+            samples[name].append(_time_once(fn, args, inner))
+    return {name: (samples[name], ready[name][2]) for name in ready}
+
+
+def _measurements(benchmark, case, dtype, size, results) -> list[Measurement]:
+    return [
+        Measurement(
+            benchmark, case, dtype, size, name, statistics.median(times), min(times), max(times),
+            compile_s, len(times),
+        )
+        for name, (times, compile_s) in results.items()
+    ]  # fmt: skip
+
+
+def _input(size: int, dtype, *, rows: int = 1) -> jax.Array:
+    # Spread over the interesting range, including both tails.
+    x = jnp.linspace(-12.0, 12.0, size, dtype=jnp.float32).astype(dtype)
+    return x.reshape(rows, size // rows) if rows > 1 else x
+
+
+def _sum_of(fn: Callable) -> Callable:
+    return lambda x: jnp.sum(fn(x).astype(jnp.float32))
+
+
+def bench_activations(names, sizes, dtypes, repeats) -> list[Measurement]:
+    """Forward and forward+backward of each activation: jaxact, jax.nn and a copy kernel."""
+    out = []
+    for dtype in dtypes:
+        for size in sizes:
+            x = _input(size, dtype)
+            copy = (jnp.negative, (x,))  # one read, one write: the memory-bandwidth limit
+            for name in names:
+                ours, theirs = jaxact.get(name), getattr(jax.nn, jaxact.info(name).jax_nn)
+                forward = compare(
+                    {"jaxact": (ours, (x,)), "jax.nn": (theirs, (x,)), "copy": copy},
+                    repeats=repeats,
+                )
+                out += _measurements("forward", name, jnp.dtype(dtype).name, size, forward)
+                backward = compare(
+                    {
+                        "jaxact": (jax.grad(_sum_of(ours)), (x,)),
+                        "jax.nn": (jax.grad(_sum_of(theirs)), (x,)),
+                        "copy": copy,
+                    },
+                    repeats=repeats,
+                )
+                out += _measurements("gradient", name, jnp.dtype(dtype).name, size, backward)
+    return out
+
+
+def bench_vmap_rows(names, size, repeats) -> list[Measurement]:
+    """jax.vmap(f) over the rows of a matrix against f on the whole batch."""
+    out = []
+    x = _input(size, jnp.float32, rows=256)
+    for name in names:
+        f = jaxact.get(name)
+        results = compare({"batched": (f, (x,)), "vmap": (jax.vmap(f), (x,))}, repeats=repeats)
+        out += _measurements("vmap_rows", name, "float32", size, results)
+    return out
+
+
+def bench_vmap_hyperparameters(size, repeats) -> list[Measurement]:
+    """64 hyperparameter values at once with jax.vmap against a Python loop over them."""
+    x = _input(size, jnp.float32)
+    cases = {
+        "leaky_relu slope": (
+            lambda a: jaxact.leaky_relu(x, a),
+            jnp.linspace(0.0, 0.3, HYPERPARAMETER_COUNT),
+        ),
+        "softmax temperature": (
+            lambda t: jaxact.softmax(x.reshape(-1, 100), temperature=t),
+            jnp.linspace(0.5, 4.0, HYPERPARAMETER_COUNT),
+        ),
+    }
+    out = []
+    for case, (f, values) in cases.items():
+        one = jax.jit(f)
+        jax.block_until_ready(one(values[0]))
+        value_list = list(values)
+
+        def loop(_, one=one, value_list=value_list):
+            return [one(v) for v in value_list]
+
+        results = compare({"vmap": (jax.vmap(f), (values,))}, repeats=repeats) | compare(
+            {"loop": (loop, (values,))}, repeats=repeats, compiled=False
+        )
+        out += _measurements("vmap_hyperparameters", case, "float32", size, results)
+    return out
+
+
+def _mlp_params(key, depth: int, width: int, fan_in: int) -> list[tuple[jax.Array, jax.Array]]:
+    params = []
+    for layer in range(depth):
+        key, sub = jax.random.split(key)
+        n_in = fan_in if layer == 0 else width
+        params.append((jax.random.normal(sub, (n_in, width)) / math.sqrt(n_in), jnp.zeros(width)))
+    return params
+
+
+def bench_per_example_gradients(repeats, *, depth=8, width=128, batch=64) -> list[Measurement]:
+    """Per-example gradient norms through a deep MLP: vmap(grad) against a loop over examples."""
+    params = _mlp_params(jax.random.key(0), depth, width, 64)
+    xs = jax.random.normal(jax.random.key(1), (batch, 64))
+
+    def loss(params, x):
+        h = x
+        for w, b in params:
+            h = jaxact.tanh(h @ w + b)
+        return jnp.sum(h**2)
+
+    def norm(grads):
+        return jnp.sqrt(sum(jnp.sum(g**2) for g in jax.tree.leaves(grads)))
+
+    per_example = jax.jit(lambda p, xs: jax.vmap(lambda x: norm(jax.grad(loss)(p, x)))(xs))
+    one = jax.jit(lambda p, x: norm(jax.grad(loss)(p, x)))
+    jax.block_until_ready(one(params, xs[0]))
+
+    def loop(p, xs):
+        return [one(p, xs[i]) for i in range(xs.shape[0])]
+
+    results = compare({"vmap": (per_example, (params, xs))}, repeats=repeats) | compare(
+        {"loop": (loop, (params, xs))}, repeats=repeats, compiled=False
+    )
+    return _measurements("per_example_gradients", f"mlp depth {depth}", "float32", batch, results)
+
+
+def bench_ensemble(repeats, *, seeds=8) -> list[Measurement]:
+    """The experiments' own training program: seeds batched by vmap against one after another."""
+    from experiments import train
+
+    config = train.benchmark_config()
+    seed_array = jnp.arange(seeds)
+    batched = train.train_seeds(config, seed_array)  # compiles once
+    jax.block_until_ready(batched)
+
+    def vmapped(s):
+        return train.train_seeds(config, s)
+
+    def loop(s):
+        return [train.train_one(config, int(i)) for i in range(s.shape[0])]
+
+    jax.block_until_ready(loop(seed_array))  # warm-up, compiles the single-seed program
+    results = compare(
+        {"vmap": (vmapped, (seed_array,)), "loop": (loop, (seed_array,))},
+        repeats=repeats,
+        compiled=False,
+    )
+    return _measurements("ensemble_training", f"{seeds} seeds", "float32", seeds, results)
+
+
+# --- reporting -------------------------------------------------------------------
+
+
+def _median(rows, benchmark, case, dtype, size, contender) -> float:
+    for r in rows:
+        key = (r.benchmark, r.case, r.dtype, r.size, r.contender)
+        if key == (benchmark, case, dtype, size, contender):
+            return r.median_s
+    return math.nan
+
+
+def activation_ratios(rows: Sequence[Measurement], benchmark: str, dtype: str, size: int):
+    """name -> jaxact/jax.nn median-time ratio and fraction of the copy kernel's speed reached."""
+    ratios = {}
+    for case in sorted({r.case for r in rows if r.benchmark == benchmark}):
+        ours = _median(rows, benchmark, case, dtype, size, "jaxact")
+        theirs = _median(rows, benchmark, case, dtype, size, "jax.nn")
+        copy = _median(rows, benchmark, case, dtype, size, "copy")
+        if not math.isnan(ours):
+            ratios[case] = (ours / theirs, copy / ours)
+    return ratios
+
+
+def geometric_mean(values: Sequence[float]) -> float:
+    return math.exp(statistics.fmean(math.log(v) for v in values))
+
+
+def _ratio(rows, benchmark, case, numerator, denominator) -> float:
+    """Median-time ratio of two contenders at the smallest size measured for that benchmark."""
+    size = min(r.size for r in rows if r.benchmark == benchmark)
+    num = _median(rows, benchmark, case, "float32", size, numerator)
+    return num / _median(rows, benchmark, case, "float32", size, denominator)
+
+
+def targets(rows: Sequence[Measurement], size: int) -> list[tuple[str, str, bool]]:
+    """The issue's targets as (target, measured, met); activations at ``size`` in float32."""
+    forward = {k: v[0] for k, v in activation_ratios(rows, "forward", "float32", size).items()}
+    gradient = {k: v[0] for k, v in activation_ratios(rows, "gradient", "float32", size).items()}
+    checks = []
+    if forward and gradient:
+        mean_forward = geometric_mean(list(forward.values()))
+        mean_gradient = geometric_mean(list(gradient.values()))
+        worst = max(gradient, key=gradient.get)
+        checks += [
+            ("gradient geometric mean <= 1.0", f"{mean_gradient:.3f}", mean_gradient <= 1.0),
+            ("forward geometric mean <= 1.05", f"{mean_forward:.3f}", mean_forward <= 1.05),
+            ("no gradient above 1.5x", f"{worst} {gradient[worst]:.2f}", gradient[worst] <= 1.5),
+        ]
+        checks += [
+            (f"{name} gradient <= 0.8x", f"{gradient[name]:.2f}", gradient[name] <= 0.8)
+            for name in ("softplus", "log_sigmoid", "mish")
+            if name in gradient
+        ]
+    for case in sorted({r.case for r in rows if r.benchmark == "vmap_rows"}):
+        ratio = _ratio(rows, "vmap_rows", case, "vmap", "batched")
+        checks.append((f"vmap over rows within 1.1x ({case})", f"{ratio:.2f}", ratio <= 1.1))
+    for benchmark, wanted in (("vmap_hyperparameters", 10.0), ("ensemble_training", 3.0)):
+        for case in sorted({r.case for r in rows if r.benchmark == benchmark}):
+            speedup = _ratio(rows, benchmark, case, "loop", "vmap")
+            target = f"vmap {case} >= {wanted:g}x faster than a loop"
+            checks.append((target, f"{speedup:.1f}x", speedup >= wanted))
+    return checks
+
+
+def write_csv(rows: Sequence[Measurement], path: Path) -> None:
+    fields = [f.name for f in dataclasses.fields(Measurement)]
+    _atomic_write(path, lambda f: _csv_rows(f, fields, rows))
+
+
+def _csv_rows(f, fields, rows):
+    writer = csv.DictWriter(f, fieldnames=fields)
+    writer.writeheader()
+    for r in rows:
+        writer.writerow(dataclasses.asdict(r))
+
+
+def _atomic_write(path: Path, write: Callable) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", newline="") as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def markdown(rows: Sequence[Measurement], header: str) -> str:
+    """The report: per-activation ratios at the largest size, the vmap tables and the targets."""
+    lines = [header, ""]
+    sizes = sorted({r.size for r in rows if r.benchmark == "forward"})
+    for dtype in sorted({r.dtype for r in rows if r.benchmark == "forward"}):
+        size = sizes[-1]
+        fwd = activation_ratios(rows, "forward", dtype, size)
+        grad = activation_ratios(rows, "gradient", dtype, size)
+        lines += [
+            f"### jaxact / jax.nn time, {dtype}, {size:,} elements",
+            "",
+            "| activation | forward ratio | gradient ratio | forward, % of copy speed "
+            "| gradient, % of copy speed |",
+            "|---|---|---|---|---|",
+        ]
+        for name in fwd:
+            lines.append(
+                f"| {name} | {fwd[name][0]:.2f} | {grad[name][0]:.2f} "
+                f"| {100 * fwd[name][1]:.0f}% | {100 * grad[name][1]:.0f}% |"
+            )
+        lines += [
+            f"| geometric mean | {geometric_mean([v[0] for v in fwd.values()]):.3f} "
+            f"| {geometric_mean([v[0] for v in grad.values()]):.3f} | | |",
+            "",
+        ]
+    other = [r for r in rows if r.benchmark not in ("forward", "gradient")]
+    if other:
+        lines += [
+            "### Batching with jax.vmap (median seconds per call; compile seconds apart)",
+            "",
+            "| benchmark | case | size | contender | median | min | max | compile |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for r in other:
+            lines.append(
+                f"| {r.benchmark} | {r.case} | {r.size:,} | {r.contender} | {r.median_s:.3g} s "
+                f"| {r.min_s:.3g} s | {r.max_s:.3g} s | {r.compile_s:.2f} s |"
+            )
+        lines.append("")
+    float32 = [r for r in rows if r.benchmark == "forward" and r.dtype == "float32"]
+    if float32:
+        lines += ["### Targets", "", "| target | measured | met |", "|---|---|---|"]
+        for target, measured, met in targets(rows, max(r.size for r in float32)):
+            lines.append(f"| {target} | {measured} | {'yes' if met else 'NO'} |")
+    compile_rows = [
+        r for r in rows if r.benchmark in ("forward", "gradient") and r.contender != "copy"
+    ]
+    if compile_rows:
+        by = {}
+        for r in compile_rows:
+            by.setdefault((r.benchmark, r.contender), []).append(r.compile_s)
+        lines += ["", "### Compile time (median over activations and sizes)", ""]
+        lines += ["| benchmark | contender | compile |", "|---|---|---|"]
+        for (bench, contender), values in sorted(by.items()):
+            lines.append(f"| {bench} | {contender} | {1000 * statistics.median(values):.0f} ms |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_ratios(rows: Sequence[Measurement], path: Path) -> None:
+    """Bar chart of jaxact/jax.nn time per activation (forward, gradient) at the largest size."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    size = max(r.size for r in rows if r.benchmark == "forward")
+    dtype = "float32" if any(r.dtype == "float32" for r in rows) else rows[0].dtype
+    fwd = activation_ratios(rows, "forward", dtype, size)
+    grad = activation_ratios(rows, "gradient", dtype, size)
+    names = list(fwd)
+    positions = np.arange(len(names))
+    fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(names)), 4.5), layout="constrained")
+    ax.bar(positions - 0.2, [fwd[n][0] for n in names], 0.4, label="forward")
+    ax.bar(positions + 0.2, [grad[n][0] for n in names], 0.4, label="forward + backward")
+    ax.axhline(1.0, color="black", linewidth=0.8)
+    ax.set_yscale("log")
+    ax.set_xticks(positions, names, rotation=60, ha="right")
+    ax.set_ylabel("jaxact time / jax.nn time")
+    ax.set_title(f"{dtype}, {size:,} elements, {jax.devices()[0].device_kind}")
+    ax.legend()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m experiments.benchmark", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--quick", action="store_true", help="small sizes and a few activations")
+    parser.add_argument("--sizes", help="comma-separated element counts, e.g. 1000,1e6")
+    parser.add_argument("--activations", help="comma-separated names (default: all jax.nn has)")
+    parser.add_argument("--dtypes", default="float32,bfloat16", help="comma-separated dtypes")
+    parser.add_argument("--repeats", type=int, help="samples per contender (default 7, quick 3)")
+    parser.add_argument("--out", default="results/benchmark", help="output folder")
+    parser.add_argument("--skip-ensemble", action="store_true", help="skip the training benchmark")
+    args = parser.parse_args(argv)
+    try:
+        args.sizes = (
+            tuple(int(float(s)) for s in args.sizes.split(","))
+            if args.sizes
+            else (QUICK_SIZES if args.quick else DEFAULT_SIZES)
+        )
+    except ValueError:
+        parser.error(f"--sizes must be comma-separated numbers, got {args.sizes!r}")
+    if args.activations:
+        names = []
+        for raw in args.activations.split(","):
+            try:
+                name = jaxact.resolve(raw)
+            except ValueError as e:
+                parser.error(str(e))
+            if jaxact.info(name).jax_nn is None:
+                parser.error(f"{name} has no jax.nn counterpart to compare with")
+            names.append(name)
+        args.activations = tuple(names)
+    else:
+        all_names = [n for n in jaxact.names() if jaxact.info(n).jax_nn and n not in _SKIP]
+        args.activations = QUICK_ACTIVATIONS if args.quick else tuple(all_names)
+    args.dtypes = tuple(jnp.dtype(d) for d in args.dtypes.split(","))
+    args.repeats = args.repeats or (3 if args.quick else 7)
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    out = Path(args.out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        if not os.access(out, os.W_OK):
+            raise PermissionError
+    except OSError:
+        print(f"error: cannot write to output folder {out}", file=sys.stderr)
+        return 2
+    device = jax.devices()[0]
+    header = (
+        f"## Benchmark: {device.platform} ({device.device_kind}), {len(jax.devices())} device(s), "
+        f"jax {jax.__version__}, {os.cpu_count()} CPU cores"
+    )
+    print(header, flush=True)
+    rows = bench_activations(args.activations, args.sizes, args.dtypes, args.repeats)
+    vmap_size = min(max(args.sizes), 1_048_576)
+    vmap_size -= vmap_size % 25_600  # rows of 256, softmax rows of 100
+    vmap_size = max(vmap_size, 25_600)
+    rows += bench_vmap_rows(("relu", "gelu", "softmax"), vmap_size, args.repeats)
+    # Small inputs are where a Python loop pays most (one dispatch per value); large ones
+    # show what is left once the arithmetic dominates.
+    for size in sorted({1_000, min(vmap_size, 102_400)}):
+        rows += bench_vmap_hyperparameters(size, args.repeats)
+    rows += bench_per_example_gradients(args.repeats)
+    if not args.skip_ensemble:
+        rows += bench_ensemble(args.repeats, seeds=4 if args.quick else 8)
+    write_csv(rows, out / "benchmark.csv")
+    report = markdown(rows, header)
+    _atomic_write(out / "benchmark.md", lambda f: f.write(report))
+    plot_ratios(rows, out / "activation_ratios.png")
+    print(report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
