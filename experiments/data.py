@@ -41,7 +41,7 @@ class Dataset:
 def _split(name: str, x: np.ndarray, y: np.ndarray, num_classes: int) -> Dataset:
     rng = np.random.default_rng(_DATA_SEED)
     order = rng.permutation(len(x))
-    n_test = int(round(_TEST_FRACTION * len(x)))
+    n_test = round(_TEST_FRACTION * len(x))
     test, train = order[:n_test], order[n_test:]
     mean = x[train].mean(axis=0)
     std = x[train].std(axis=0)

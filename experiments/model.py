@@ -9,8 +9,12 @@ layer, and sows it so that the activation statistics can be read.
 Initialisations (kernel variance, fan-in ``n_in``, fan-out ``n_out``):
 ``lecun`` 1/n_in, ``he`` 2/n_in, ``xavier`` 2/(n_in + n_out) and ``critical``
 sigma_w^2/n_in with sigma_w the activation's critical gain from
-:mod:`jaxact.theory` (order-to-chaos edge). ``init_scale`` multiplies the
-kernel's standard deviation (``> 1`` gives the exploding-gradient regime).
+:mod:`jaxact.theory` (order-to-chaos edge; biases N(0, sigma_b^2)). The model
+is built with unit kernels (variance 1/n_in, Gaussian) and N(0, 1) biases, and
+:func:`scale_parameters` multiplies them by each layer's sigma_w and by sigma_b:
+the scales are arguments of the compiled program, so every initialisation of an
+activation shares one compilation. ``init_scale`` multiplies sigma_w (``> 1``:
+the exploding-gradient regime).
 """
 
 import math
@@ -28,7 +32,7 @@ NORMS = ("none", "batch", "layer")
 
 
 class HiddenLayer(nn.Module):
-    """``h -> phi(norm(W h + b))`` (plus ``h`` if residual), as a scan body: ``(h, _) -> (h, None)``.
+    """``h -> phi(norm(W h + b))`` (plus ``h`` if residual) as a scan body ``(h, _) -> (h, None)``.
 
     The activation's input is marked with ``perturb("preact")`` (for ``dLoss/dh``)
     and sown to ``intermediates`` (for the activation statistics).
@@ -128,46 +132,52 @@ class MLP(nn.Module):
         return self.perturb("logits", logits)
 
 
-def _scaled(initializer: Callable[..., jax.Array], scale: float) -> Callable[..., jax.Array]:
-    if scale == 1.0:
-        return initializer
-
-    def init(key, shape, dtype=jnp.float32):
-        return initializer(key, shape, dtype) * jnp.asarray(scale, dtype)
-
-    return init
-
-
-def kernel_initializer(
-    init: str, activation: str, params: dict[str, Any], *, sigma_b: float, init_scale: float
-) -> Callable[..., jax.Array]:
-    """The kernel initialiser called ``init`` (see the module docstring), scaled by ``init_scale``.
+def layer_scales(
+    init: str,
+    activation: str,
+    params: dict[str, Any],
+    *,
+    depth: int,
+    width: int,
+    input_dim: int,
+    num_classes: int,
+    sigma_b: float = 0.0,
+    init_scale: float = 1.0,
+) -> dict[str, float]:
+    """The multipliers :func:`scale_parameters` applies: sigma_w of the first, hidden and
+    read-out kernels and sigma_b of every bias (0 unless the init is ``critical``).
 
     Raises:
-        ValueError: for an unknown name, or ``critical`` for an activation without a critical point.
+        ValueError: for an unknown init, or ``critical`` for an activation without a critical
+            point (the message from :func:`jaxact.theory.gain`).
     """
-    if init == "critical":
-        from jaxact import theory
-
-        base = theory.critical_init(activation, sigma_b=sigma_b, **params)
-    elif init == "lecun":
-        base = nn.initializers.variance_scaling(1.0, "fan_in", "truncated_normal")
-    elif init == "he":
-        base = nn.initializers.variance_scaling(2.0, "fan_in", "truncated_normal")
-    elif init == "xavier":
-        base = nn.initializers.variance_scaling(1.0, "fan_avg", "truncated_normal")
-    else:
+    if init not in INITS:
         raise ValueError(f"unknown init {init!r}; choose one of {', '.join(INITS)}")
-    return _scaled(base, init_scale)
+    kwargs = {"sigma_b": sigma_b, "init_scale": init_scale}
+    return {
+        "first": sigma_w(init, activation, params, fan_in=input_dim, fan_out=width, **kwargs),
+        "hidden": sigma_w(init, activation, params, fan_in=width, fan_out=width, **kwargs),
+        "readout": sigma_w(init, activation, params, fan_in=width, fan_out=num_classes, **kwargs),
+        "bias": sigma_b if init == "critical" else 0.0,
+    }
 
 
-def bias_initializer(init: str, sigma_b: float) -> Callable[..., jax.Array]:
-    """Zero biases, or N(0, sigma_b^2) for the critical initialisation with ``sigma_b > 0``."""
-    if init == "critical" and sigma_b > 0:
-        from jaxact import theory
+def scale_parameters(params: Any, scales: dict[str, jax.Array]) -> Any:
+    """Multiplies the unit-variance kernels and biases of a fresh :class:`MLP` by ``scales``."""
 
-        return theory.critical_bias_init(sigma_b)
-    return nn.initializers.zeros
+    def scale(path, leaf):
+        names = [getattr(p, "key", None) for p in path]
+        if names[-1] == "bias" and ("dense" in names or "readout" in names):
+            return leaf * scales["bias"].astype(leaf.dtype)
+        if names[-1] != "kernel":
+            return leaf
+        if names[0] == "readout":
+            return leaf * scales["readout"].astype(leaf.dtype)
+        if names[0] == "layer_0":
+            return leaf * scales["first"].astype(leaf.dtype)
+        return leaf * scales["hidden"].astype(leaf.dtype)
+
+    return jax.tree_util.tree_map_with_path(scale, params)
 
 
 def sigma_w(
@@ -242,26 +252,22 @@ def build(
     *,
     activation: str,
     params: dict[str, Any],
-    init: str,
     depth: int,
     width: int,
     num_classes: int,
     norm: str = "none",
     residual: bool = False,
     dtype: str = "float32",
-    sigma_b: float = 0.0,
-    init_scale: float = 1.0,
 ) -> MLP:
-    """The MLP for one configuration, activation bound from the jaxact registry."""
+    """The MLP with unit initialisation (see :func:`scale_parameters`), activation from the
+    jaxact registry with ``params`` bound."""
     return MLP(
         depth=depth,
         width=width,
         num_classes=num_classes,
         activation=jaxact.get(activation, **params),
-        kernel_init=kernel_initializer(
-            init, activation, params, sigma_b=sigma_b, init_scale=init_scale
-        ),
-        bias_init=bias_initializer(init, sigma_b),
+        kernel_init=nn.initializers.variance_scaling(1.0, "fan_in", "normal"),
+        bias_init=nn.initializers.normal(1.0),
         norm=norm,
         residual=residual,
         dtype=jnp.dtype(dtype),

@@ -19,6 +19,7 @@ import dataclasses
 import functools
 import hashlib
 import json
+import math
 from typing import Any
 
 import jax
@@ -117,6 +118,31 @@ class Config:
         text = json.dumps([self.to_dict(), [int(s) for s in seeds]], sort_keys=True, default=str)
         return hashlib.sha1(text.encode()).hexdigest()[:12]
 
+    def program_key(self) -> "Config":
+        """The configuration without its initialisation: configurations with the same
+        program key share one compiled program (the init scales are its arguments)."""
+        return dataclasses.replace(
+            self,
+            init="lecun",
+            init_scale=1.0,
+            sigma_b=0.0,
+            lr=1.0,
+            clip=math.inf if self.clip else 0.0,
+        )
+
+    def scales(self) -> dict[str, jax.Array]:
+        """The initialisation's multipliers (see :func:`experiments.model.layer_scales`)."""
+        data = _dataset(self.dataset)
+        scales = model_lib.layer_scales(
+            self.init, self.activation, self.params, depth=self.depth, width=self.width,
+            input_dim=data.input_dim, num_classes=data.num_classes, sigma_b=self.sigma_b,
+            init_scale=self.init_scale,
+        )  # fmt: skip
+        # The learning rate and the clip threshold are arguments of the program too.
+        scales["lr"] = self.lr
+        scales["clip"] = self.clip if self.clip else math.inf
+        return {k: jnp.float32(v) for k, v in scales.items()}
+
     def record_steps(self) -> list[int]:
         """The steps at which the program records: 0, every ``log_every``, and the last."""
         steps = list(range(0, self.steps + 1, self.log_every))
@@ -163,10 +189,8 @@ class Config:
         if self.norm == "batch" and self.batch_size < 2:
             raise ValueError("BatchNorm needs batch_size >= 2")
         if self.init == "critical":
-            from jaxact import theory
-
             try:
-                theory.gain(self.activation, sigma_b=self.sigma_b, **self.params)
+                self.scales()
             except ValueError as e:
                 raise ValueError(f"critical init for {self.activation_spec}: {e}") from e
 
@@ -176,16 +200,21 @@ def benchmark_config() -> Config:
     return Config(activation="tanh", init="xavier", depth=8, width=32, steps=100, log_every=25)
 
 
-def make_optimizer(config: Config) -> optax.GradientTransformation:
-    """The optimiser chain: optional global-norm clipping, optional weight decay, the rule."""
+def make_optimizer(config: Config, lr=None, clip=None) -> optax.GradientTransformation:
+    """The optimiser chain: optional global-norm clipping, optional weight decay, the rule.
+
+    ``lr`` and ``clip`` (traced values inside the program) default to the config's.
+    """
+    lr = config.lr if lr is None else lr
+    clip = config.clip if clip is None else clip
     rule = {
-        "sgd": lambda: optax.sgd(config.lr),
-        "momentum": lambda: optax.sgd(config.lr, momentum=0.9),
-        "adam": lambda: optax.adam(config.lr),
+        "sgd": lambda: optax.sgd(lr),
+        "momentum": lambda: optax.sgd(lr, momentum=0.9),
+        "adam": lambda: optax.adam(lr),
     }[config.optimizer]()
     chain = []
     if config.clip > 0:
-        chain.append(optax.clip_by_global_norm(config.clip))
+        chain.append(optax.clip_by_global_norm(clip))
     if config.weight_decay > 0:
         chain.append(optax.add_decayed_weights(config.weight_decay))
     chain.append(rule)
@@ -208,7 +237,10 @@ def _dataset(name: str) -> data_lib.Dataset:
 
 
 def make_run(config: Config):
-    """The whole training run of one seed as a pure function ``seed -> records``.
+    """The whole training run of one seed as a pure function ``(seed, arrays, scales) -> records``.
+
+    ``arrays`` is :func:`dataset_arrays`, ``scales`` is ``config.scales()`` (the
+    initialisation; the program itself depends only on ``config.program_key()``).
 
     Records are a dict of arrays with a leading axis over the recorded steps
     (``config.record_steps()``); per-layer ones have ``depth + 1`` columns (the
@@ -219,20 +251,14 @@ def make_run(config: Config):
     mlp = model_lib.build(
         activation=config.activation,
         params=config.params,
-        init=config.init,
         depth=config.depth,
         width=config.width,
         num_classes=data.num_classes,
         norm=config.norm,
         residual=config.residual,
         dtype=config.dtype,
-        sigma_b=config.sigma_b,
-        init_scale=config.init_scale,
     )
-    tx = make_optimizer(config)
-    x_train, y_train = jnp.asarray(data.x_train), jnp.asarray(data.y_train)
-    x_test, y_test = jnp.asarray(data.x_test), jnp.asarray(data.y_test)
-    n_train = x_train.shape[0]
+    n_train = data.x_train.shape[0]
     batch = config.batch_size
     probe_size = min(batch, n_train)
     depth = config.depth
@@ -245,107 +271,117 @@ def make_run(config: Config):
         logits, updates = mlp.apply(variables, x, train=train, mutable=list(mutable))
         return logits, updates
 
-    def init(key):
-        variables = mlp.init(key, x_train[:probe_size], train=False)
-        params = variables["params"]
-        stats = variables.get("batch_stats", {})
-        return params, stats, tx.init(params)
+    def run(seed, arrays, scales):
+        """One seed's run. The data come in as arguments (as constants they slow XLA down),
+        the init scales, learning rate and clip too (one compilation serves them all)."""
+        x_train, y_train = arrays["x_train"], arrays["y_train"]
+        x_test, y_test = arrays["x_test"], arrays["y_test"]
+        tx = make_optimizer(config, scales["lr"], scales["clip"])
 
-    # The perturbation variables have the probe batch's shape; their gradient is dLoss/dh.
-    perturbation_shapes = jax.eval_shape(
-        lambda: mlp.init(jax.random.key(0), x_train[:probe_size], train=False)["perturbations"]
-    )
+        def init(key, scales):
+            variables = mlp.init(key, x_train[:probe_size], train=False)
+            params = model_lib.scale_parameters(variables["params"], scales)
+            stats = variables.get("batch_stats", {})
+            return params, stats, tx.init(params)
 
-    def train_step(step, state, key):
-        params, stats, opt_state, diverged_step = state
-        idx = jax.random.randint(jax.random.fold_in(key, step), (batch,), 0, n_train)
-
-        def loss_fn(p):
-            logits, updates = forward(p, stats, x_train[idx], train=True)
-            return _cross_entropy(logits, y_train[idx]), updates.get("batch_stats", {})
-
-        (loss, new_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-        updates, new_opt_state = tx.update(grads, opt_state, params)
-        new_params = optax.apply_updates(params, updates)
-        newly = (diverged_step < 0) & ~jnp.isfinite(loss)
-        diverged_step = jnp.where(newly, step, diverged_step)
-        # A diverged seed keeps its parameters: no NaN arithmetic for the rest of the run.
-        keep = diverged_step >= 0
-        new = (new_params, new_stats, new_opt_state)
-        old = (params, stats, opt_state)
-        params, stats, opt_state = jax.tree.map(lambda o, n: jnp.where(keep, o, n), old, new)
-        return (params, stats, opt_state, diverged_step)
-
-    def per_layer(tree, first, stacked, last=None):
-        """One value per layer: layer 0, the scanned layers (leading axis), the read-out."""
-        parts = [first(tree["layer_0"])[None]]
-        if depth > 1:
-            parts.append(stacked(tree["layers"]))
-        if last is not None:
-            parts.append(last(tree)[None])
-        return jnp.concatenate(parts)
-
-    def measure(state, step, probe_x, probe_y):
-        params, stats, _, diverged_step = state
-        perturbations = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), perturbation_shapes)
-
-        def loss_fn(p, pert):
-            logits, updates = forward(
-                p, stats, probe_x, train=True, perturbations=pert,
-                mutable=("batch_stats", "intermediates"),
-            )  # fmt: skip
-            return _cross_entropy(logits, probe_y), updates["intermediates"]
-
-        (probe_loss, inter), (g_params, g_pre) = jax.value_and_grad(
-            loss_fn, argnums=(0, 1), has_aux=True
-        )(params, perturbations)
-        weight_norm = per_layer(
-            g_params,
-            lambda t: safe_norm(t["dense"]["kernel"]),
-            lambda t: jax.vmap(safe_norm)(t["dense"]["kernel"]),
-            lambda t: safe_norm(t["readout"]["kernel"]),
+        # The perturbation variables have the probe batch's shape; their gradient is dLoss/dh.
+        perturbation_shapes = jax.eval_shape(
+            lambda: mlp.init(jax.random.key(0), x_train[:probe_size], train=False)["perturbations"]
         )
-        preact_norm = per_layer(
-            g_pre,
-            lambda t: safe_norm(t["preact"]),
-            lambda t: jax.vmap(safe_norm)(t["preact"]),
-            lambda t: safe_norm(t["logits"]),
-        )
-        z = per_layer(inter, lambda t: t["preact"][0], lambda t: t["preact"][0])  # (depth, B, W)
-        a, slope = jax.jvp(activation, (z,), (jnp.ones_like(z),))
-        a = a.astype(jnp.float32)
-        saturated = (jnp.abs(slope) < SATURATION_SLOPE).astype(jnp.float32)
-        # Train and test in one forward pass (evaluation mode treats examples independently).
-        eval_logits, _ = forward(params, stats, x_eval, train=False)
-        train_logits, test_logits = eval_logits[:n_train], eval_logits[n_train:]
-        records = {
-            "weight_grad_norm": weight_norm,
-            "preact_grad_norm": preact_norm,
-            "act_mean": jnp.mean(a, axis=(1, 2)),
-            "act_std": jnp.std(a, axis=(1, 2)),
-            "saturated": jnp.mean(saturated, axis=(1, 2)),
-            "train_loss": _cross_entropy(train_logits, y_train),
-            "train_accuracy": _accuracy(train_logits, y_train),
-            "test_loss": _cross_entropy(test_logits, y_test),
-            "test_accuracy": _accuracy(test_logits, y_test),
-            "probe_loss": probe_loss,
-        }
-        diverged = ((diverged_step >= 0) & (diverged_step <= step)) | ~jnp.isfinite(probe_loss)
-        records = jax.tree.map(lambda v: jnp.where(diverged, nan, v.astype(jnp.float32)), records)
-        records["diverged"] = diverged
-        return records
 
-    x_eval = jnp.concatenate([x_train, x_test])
-    record_steps = np.asarray(config.record_steps(), dtype=np.int32)
-    # Record i trains from record_steps[i - 1] to record_steps[i] (nothing before step 0),
-    # so the step and the measurement are each traced once.
-    interval_starts = jnp.asarray(np.concatenate([[0], record_steps[:-1]]), dtype=jnp.int32)
-    interval_ends = jnp.asarray(record_steps)
+        def train_step(step, state, key):
+            params, stats, opt_state, diverged_step = state
+            idx = jax.random.randint(jax.random.fold_in(key, step), (batch,), 0, n_train)
 
-    def run(seed):
+            def loss_fn(p):
+                logits, updates = forward(p, stats, x_train[idx], train=True)
+                return _cross_entropy(logits, y_train[idx]), updates.get("batch_stats", {})
+
+            (loss, new_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+            updates, new_opt_state = tx.update(grads, opt_state, params)
+            new_params = optax.apply_updates(params, updates)
+            newly = (diverged_step < 0) & ~jnp.isfinite(loss)
+            diverged_step = jnp.where(newly, step, diverged_step)
+            # A diverged seed keeps its parameters: no NaN arithmetic for the rest of the run.
+            keep = diverged_step >= 0
+            new = (new_params, new_stats, new_opt_state)
+            old = (params, stats, opt_state)
+            params, stats, opt_state = jax.tree.map(lambda o, n: jnp.where(keep, o, n), old, new)
+            return (params, stats, opt_state, diverged_step)
+
+        def per_layer(tree, first, stacked, last=None):
+            """One value per layer: layer 0, the scanned layers (leading axis), the read-out."""
+            parts = [first(tree["layer_0"])[None]]
+            if depth > 1:
+                parts.append(stacked(tree["layers"]))
+            if last is not None:
+                parts.append(last(tree)[None])
+            return jnp.concatenate(parts)
+
+        def measure(state, step, probe_x, probe_y):
+            params, stats, _, diverged_step = state
+            perturbations = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), perturbation_shapes)
+
+            def loss_fn(p, pert):
+                logits, updates = forward(
+                    p, stats, probe_x, train=True, perturbations=pert,
+                    mutable=("batch_stats", "intermediates"),
+                )  # fmt: skip
+                return _cross_entropy(logits, probe_y), updates["intermediates"]
+
+            (probe_loss, inter), (g_params, g_pre) = jax.value_and_grad(
+                loss_fn, argnums=(0, 1), has_aux=True
+            )(params, perturbations)
+            weight_norm = per_layer(
+                g_params,
+                lambda t: safe_norm(t["dense"]["kernel"]),
+                lambda t: jax.vmap(safe_norm)(t["dense"]["kernel"]),
+                lambda t: safe_norm(t["readout"]["kernel"]),
+            )
+            preact_norm = per_layer(
+                g_pre,
+                lambda t: safe_norm(t["preact"]),
+                lambda t: jax.vmap(safe_norm)(t["preact"]),
+                lambda t: safe_norm(t["logits"]),
+            )
+            z = per_layer(
+                inter, lambda t: t["preact"][0], lambda t: t["preact"][0]
+            )  # (depth, B, W)
+            a, slope = jax.jvp(activation, (z,), (jnp.ones_like(z),))
+            a = a.astype(jnp.float32)
+            saturated = (jnp.abs(slope) < SATURATION_SLOPE).astype(jnp.float32)
+            # Train and test in one forward pass (evaluation mode treats examples independently).
+            eval_logits, _ = forward(params, stats, x_eval, train=False)
+            train_logits, test_logits = eval_logits[:n_train], eval_logits[n_train:]
+            records = {
+                "weight_grad_norm": weight_norm,
+                "preact_grad_norm": preact_norm,
+                "act_mean": jnp.mean(a, axis=(1, 2)),
+                "act_std": jnp.std(a, axis=(1, 2)),
+                "saturated": jnp.mean(saturated, axis=(1, 2)),
+                "train_loss": _cross_entropy(train_logits, y_train),
+                "train_accuracy": _accuracy(train_logits, y_train),
+                "test_loss": _cross_entropy(test_logits, y_test),
+                "test_accuracy": _accuracy(test_logits, y_test),
+                "probe_loss": probe_loss,
+            }
+            diverged = ((diverged_step >= 0) & (diverged_step <= step)) | ~jnp.isfinite(probe_loss)
+            records = jax.tree.map(
+                lambda v: jnp.where(diverged, nan, v.astype(jnp.float32)), records
+            )
+            records["diverged"] = diverged
+            return records
+
+        x_eval = jnp.concatenate([x_train, x_test])
+        record_steps = np.asarray(config.record_steps(), dtype=np.int32)
+        # Record i trains from record_steps[i - 1] to record_steps[i] (nothing before step 0),
+        # so the step and the measurement are each traced once.
+        interval_starts = jnp.asarray(np.concatenate([[0], record_steps[:-1]]), dtype=jnp.int32)
+        interval_ends = jnp.asarray(record_steps)
+
         key = jax.random.key(seed)
         init_key, batch_key, probe_key = jax.random.split(key, 3)
-        params, stats, opt_state = init(init_key)
+        params, stats, opt_state = init(init_key, scales)
         probe_idx = jax.random.choice(probe_key, n_train, (probe_size,), replace=False)
         probe_x, probe_y = x_train[probe_idx], y_train[probe_idx]
         state = (params, stats, opt_state, jnp.int32(-1))
@@ -361,19 +397,27 @@ def make_run(config: Config):
     return run
 
 
+def dataset_arrays(name: str) -> dict[str, jax.Array]:
+    """The dataset as the device arrays the training program takes."""
+    data = _dataset(name)
+    return {k: jnp.asarray(getattr(data, k)) for k in ("x_train", "y_train", "x_test", "y_test")}
+
+
 @functools.lru_cache(maxsize=4)
-def _batched_program(config: Config, n_devices: int):
-    run = jax.vmap(make_run(config))
+def _batched_program(program_key: Config, n_devices: int):
+    run = jax.vmap(make_run(program_key), in_axes=(0, None, None))
     if n_devices == 1:
         return jax.jit(run), None
     mesh = Mesh(np.asarray(jax.devices()), ("seed",))
-    sharding = NamedSharding(mesh, PartitionSpec("seed"))
-    return jax.jit(run, in_shardings=sharding, out_shardings=sharding), sharding
+    by_seed = NamedSharding(mesh, PartitionSpec("seed"))
+    replicated = NamedSharding(mesh, PartitionSpec())
+    in_shardings = (by_seed, replicated, replicated)
+    return jax.jit(run, in_shardings=in_shardings, out_shardings=by_seed), by_seed
 
 
 @functools.lru_cache(maxsize=4)
-def _single_program(config: Config):
-    return jax.jit(make_run(config))
+def _single_program(program_key: Config):
+    return jax.jit(make_run(program_key))
 
 
 def train_seeds(config: Config, seeds) -> dict[str, jax.Array]:
@@ -389,13 +433,15 @@ def train_seeds(config: Config, seeds) -> dict[str, jax.Array]:
         padding is dropped again; across hosts the result is gathered to every host.
     """
     seeds = np.asarray(seeds, dtype=np.int32).reshape(-1)
+    arrays = dataset_arrays(config.dataset)
     n_devices = jax.device_count()
-    program, sharding = _batched_program(config, n_devices)
-    if sharding is None:
-        return program(jnp.asarray(seeds))
+    scales = config.scales()
+    program, by_seed = _batched_program(config.program_key(), n_devices)
+    if by_seed is None:
+        return program(jnp.asarray(seeds), arrays, scales)
     padded = np.concatenate([seeds, np.repeat(seeds[-1:], (-len(seeds)) % n_devices)])
-    global_seeds = jax.make_array_from_callback(padded.shape, sharding, lambda index: padded[index])
-    out = program(global_seeds)
+    global_seeds = jax.make_array_from_callback(padded.shape, by_seed, lambda index: padded[index])
+    out = program(global_seeds, arrays, scales)
     if jax.process_count() > 1:
         out = multihost_utils.process_allgather(out, tiled=True)
     return jax.tree.map(lambda v: v[: len(seeds)], out)
@@ -403,7 +449,8 @@ def train_seeds(config: Config, seeds) -> dict[str, jax.Array]:
 
 def train_one(config: Config, seed: int) -> dict[str, jax.Array]:
     """Trains one seed with the unbatched program (the same numbers, one at a time)."""
-    return _single_program(config)(jnp.int32(seed))
+    program = _single_program(config.program_key())
+    return program(jnp.int32(seed), dataset_arrays(config.dataset), config.scales())
 
 
 def to_numpy(records: dict[str, jax.Array]) -> dict[str, np.ndarray]:

@@ -1,4 +1,4 @@
-"""jaxact: activation functions for JAX, accurate in value and derivative over the whole float range.
+"""jaxact: activation functions for JAX, accurate in value and derivative across the float range.
 
 ``import jaxact as nn`` drops in for the activations of ``jax.nn``; the registry
 (:func:`get`, :func:`names`, :func:`info`) finds any of them by name. The Flax

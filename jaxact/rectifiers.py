@@ -14,7 +14,7 @@ from jax import Array
 from jax.typing import ArrayLike
 
 from jaxact import _numerics
-from jaxact._dtypes import like, rounds_once
+from jaxact._dtypes import as_float, like, rounds_once
 
 
 def identity(x: ArrayLike) -> Array:
@@ -65,6 +65,13 @@ relu.defjvps(lambda t, y, x: jnp.where(x > 0, t, jnp.zeros_like(t)))
 
 
 @jax.custom_jvp
+def _relu6(x: Array) -> Array:
+    return jnp.minimum(jnp.maximum(x, 0.0), 6.0)
+
+
+_relu6.defjvps(lambda t, y, x: jnp.where((x > 0) & (x < 6), t, jnp.zeros_like(t)))
+
+
 def relu6(x: ArrayLike) -> Array:
     r"""ReLU capped at 6 (Howard et al., 2017).
 
@@ -72,20 +79,18 @@ def relu6(x: ArrayLike) -> Array:
         \mathrm{relu6}(x) = \min(\max(x, 0), 6), \qquad \mathrm{relu6}'(0) = \mathrm{relu6}'(6) = 0
 
     Args:
-        x: input array.
+        x: input array; integers become the default float, as ``jax.nn.relu6`` gives
+            (and unlike it, also under strict dtype promotion).
 
     Returns:
-        An array of x's shape, in :math:`[0, 6]`.
+        An array of x's shape and floating dtype, in :math:`[0, 6]`.
 
     Examples:
         >>> import jax, jaxact
         >>> jaxact.relu6(jax.numpy.array([-1.0, 3.0, 9.0]))
         Array([0., 3., 6.], dtype=float32)
     """
-    return jnp.minimum(jnp.maximum(x, 0), 6.0)
-
-
-relu6.defjvps(lambda t, y, x: jnp.where((x > 0) & (x < 6), t, jnp.zeros_like(t)))
+    return _relu6(as_float(x))
 
 
 @rounds_once
@@ -128,7 +133,8 @@ def prelu(x: ArrayLike, *, negative_slope: ArrayLike = 0.25) -> Array:
 
     Examples:
         >>> import jax, jaxact
-        >>> jaxact.prelu(jax.numpy.array([[-1.0, -1.0]]), negative_slope=jax.numpy.array([0.1, 0.5]))
+        >>> slopes = jax.numpy.array([0.1, 0.5])  # one per channel (last axis)
+        >>> jaxact.prelu(jax.numpy.array([[-1.0, -1.0]]), negative_slope=slopes)
         Array([[-0.1, -0.5]], dtype=float32)
     """
     return leaky_relu(x, negative_slope)
@@ -282,7 +288,8 @@ def hard_shrink(x: ArrayLike, *, threshold: ArrayLike = 0.5) -> Array:
     r"""Hard shrinkage: zero inside ``[-threshold, threshold]``, identity outside.
 
     .. math::
-        \mathrm{hard\_shrink}(x) = \begin{cases} x & |x| > \lambda \\ 0 & |x| \le \lambda \end{cases}
+        \mathrm{hard\_shrink}(x) = \begin{cases}
+        x & |x| > \lambda \\ 0 & |x| \le \lambda \end{cases}
 
     Args:
         x: input array.

@@ -21,9 +21,9 @@ KNOWN = {
     # Phi's erfc branch just above -sqrt(2): the rounding of x / sqrt(2) times erfc's conditioning.
     "gelu(approximate=False)": (6.0, 8.0),
 }
-# Defects in jaxact/rectifiers.py (not owned here): hard_sigmoid computes x/6 + 1/2, which
-# cancels near -3; hard_silu's derivative cancels near its zero at -1.5.
-RECTIFIER_DEFECTS = {"hard_sigmoid", "hard_silu"}
+# Defect in jaxact/rectifiers.py (not owned here): x * hard_sigmoid(x) gives inf * 0 at -inf,
+# and hard_silu's derivative cancels near its zero at -1.5.
+RECTIFIER_DEFECTS = {"hard_silu"}
 
 
 def _fn(name):

@@ -1,0 +1,274 @@
+"""The registry: lookup by name and alias, parameter binding and checking, and the facts it states.
+
+Every fact is checked numerically against the function it describes, both ways
+where that makes sense (a function marked not monotonic must decrease somewhere).
+"""
+
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxact
+from jaxact import registry
+
+NAMES = jaxact.names()
+ELEMENTWISE = tuple(n for n in NAMES if jaxact.info(n).elementwise)
+ROWWISE = tuple(n for n in NAMES if not jaxact.info(n).elementwise)
+
+# A fine grid around the origin (step 1e-3, hits -1.5, the kinks, ...) and a wide, sparse one.
+FINE = np.round(np.linspace(-10.0, 10.0, 20001), 3)
+WIDE = np.concatenate([-np.geomspace(1e3, 10.0, 40), FINE, np.geomspace(10.0, 1e3, 40)])
+
+
+def _fn(name, **params):
+    if name == "logsumexp":
+        params = {"axis": -1, **params}
+    fn = jaxact.info(name).fn
+    return functools.partial(fn, **params) if params else fn
+
+
+@functools.cache
+def wide_values(name: str) -> np.ndarray:
+    """f on WIDE in float64 (one compiled call per activation)."""
+    with jax.enable_x64(True):
+        return np.asarray(jax.jit(_fn(name))(jnp.asarray(WIDE)))
+
+
+@functools.cache
+def derivative(name: str, points: tuple[float, ...]) -> np.ndarray:
+    with jax.enable_x64(True):
+        grad = jax.jit(jax.vmap(jax.grad(_fn(name, **_true_derivative(name)))))
+        return np.asarray(grad(jnp.asarray(points, jnp.float64)))
+
+
+def _true_derivative(name):
+    return {"surrogate": "none"} if name == "step" else {}
+
+
+def rows(seed: int = 0, shape=(64, 6), scale: float = 20.0) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=shape) * scale
+
+
+# --- lookup --------------------------------------------------------------------------------
+
+
+def test_get_binds_parameters():
+    x = jnp.linspace(-3.0, 3.0, 7)
+    f = jaxact.get("leaky_relu", negative_slope=0.2)
+    np.testing.assert_array_equal(f(x), jaxact.leaky_relu(x, negative_slope=0.2))
+    g = jaxact.get("softmax", temperature=2.0)
+    np.testing.assert_allclose(g(x), jaxact.softmax(x / 2), rtol=1e-6)
+    assert jaxact.get("relu") is jaxact.relu  # nothing to bind: the function itself
+    assert jaxact.get("elu", alpha=2.0).keywords == {"alpha": 2.0}
+
+
+@pytest.mark.parametrize(
+    "alias, canonical",
+    [("swish", "silu"), ("hard_swish", "hard_silu"), ("h_swish", "hard_silu"),
+     ("hardswish", "hard_silu"), ("softsign", "soft_sign"), ("linear", "identity"),
+     ("logistic", "sigmoid"), ("logsigmoid", "log_sigmoid"), ("leakyrelu", "leaky_relu"),
+     ("hardtanh", "hard_tanh"), ("hardsigmoid", "hard_sigmoid"), ("heaviside", "step"),
+     ("binary_step", "step"), ("tanhshrink", "tanh_shrink"), ("softshrink", "soft_shrink"),
+     ("hardshrink", "hard_shrink"), ("Swish", "silu"), ("Leaky-ReLU", "leaky_relu"),
+     (" relu ", "relu")],
+)  # fmt: skip
+def test_aliases_resolve(alias, canonical):
+    assert jaxact.resolve(alias) == canonical
+    assert jaxact.info(alias).name == canonical
+    assert jaxact.get(alias) is jaxact.info(canonical).fn
+
+
+def test_names_are_canonical_and_exported():
+    names = jaxact.names()
+    assert list(names) == sorted(set(names))
+    assert not set(names) & set(jaxact.aliases())
+    assert {"swish", "hard_swish", "h_swish", "softsign", "linear"} <= set(jaxact.aliases())
+    for name in names:
+        entry = jaxact.info(name)
+        assert entry.name == name == entry.fn.__name__
+        assert getattr(jaxact, name) is entry.fn
+    for alias, canonical in jaxact.aliases().items():
+        assert canonical in names
+        if hasattr(jaxact, alias):  # module-level aliases are the same function
+            assert getattr(jaxact, alias) is jaxact.info(canonical).fn
+
+
+def test_module_aliases_are_registered():
+    for alias in ("swish", "hard_swish", "softsign", "linear"):
+        assert getattr(jaxact, alias) is jaxact.get(alias)
+
+
+@pytest.mark.parametrize(
+    "name, suggestion",
+    [("relu7", "relu6"), ("sofmax", "softmax"), ("leaky_rleu", "leaky_relu"), ("swissh", "swish"),
+     ("gelu_", "gelu")],
+)  # fmt: skip
+def test_unknown_name_names_the_closest(name, suggestion):
+    with pytest.raises(ValueError, match=repr(suggestion)) as error:
+        jaxact.get(name)
+    assert "jaxact.names()" in str(error.value)
+
+
+def test_name_must_be_a_string():
+    with pytest.raises(TypeError):
+        jaxact.get(3)
+
+
+@pytest.mark.parametrize(
+    "name, params, suggestion",
+    [("leaky_relu", {"negative_slop": 0.1}, "negative_slope"),
+     ("softmax", {"temprature": 2.0}, "temperature"), ("elu", {"alpah": 2.0}, "alpha"),
+     ("silu", {"betta": 2.0}, "beta"), ("hard_tanh", {"max": 2.0}, "max_val")],
+)  # fmt: skip
+def test_unknown_parameter_names_the_closest(name, params, suggestion):
+    with pytest.raises(ValueError, match=repr(suggestion)):
+        jaxact.get(name, **params)
+
+
+def test_parameter_for_a_function_without_any():
+    with pytest.raises(ValueError, match="takes none"):
+        jaxact.get("relu", alpha=1.0)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [math.nan, math.inf, -math.inf, np.float32("nan"), np.float64("inf"), jnp.nan,
+     jnp.array([0.1, jnp.inf]), np.array([np.nan])],
+)  # fmt: skip
+def test_non_finite_parameter_raises(value):
+    with pytest.raises(ValueError, match="finite"):
+        jaxact.get("elu", alpha=value)
+
+
+def test_traced_and_non_numeric_parameters_pass_the_check():
+    y = jax.jit(lambda a: jaxact.get("elu", alpha=a)(-1.0))(2.0)
+    np.testing.assert_allclose(y, 2 * np.expm1(-1.0), rtol=1e-6)
+    jaxact.get("step", surrogate="straight_through")
+    jaxact.get("rrelu", key=jax.random.key(0))
+    jaxact.get("gelu", approximate=False)
+    jaxact.get("softplus", threshold=None)
+
+
+def test_params_are_the_keyword_defaults():
+    assert jaxact.info("leaky_relu").params == {"negative_slope": 1e-2}
+    assert jaxact.info("step").params == {
+        "threshold": 0.0, "surrogate": "sigmoid", "sharpness": 1.0
+    }  # fmt: skip
+    assert jaxact.info("relu").params == {}
+
+
+def test_breakpoints_follow_the_parameters():
+    assert jaxact.info("relu").breakpoints() == (0.0,)
+    assert jaxact.info("hard_tanh").breakpoints(min_val=-2.0) == (-2.0, 1.0)
+    assert jaxact.info("hard_sigmoid").breakpoints() == (-3.0, 3.0)
+    assert jaxact.info("hard_sigmoid").breakpoints(slope=0.2) == (-2.5, 2.5)
+    assert jaxact.info("hard_sigmoid").breakpoints(slope=0.0) == ()
+    assert jaxact.info("soft_shrink").breakpoints(threshold=1.0) == (-1.0, 1.0)
+    assert jaxact.info("step").breakpoints(threshold=0.5) == (0.5,)
+    assert jaxact.info("softmax").breakpoints() == ()
+
+
+# --- the facts are true --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_formula_and_jax_nn_name(name):
+    entry = jaxact.info(name)
+    assert entry.formula.strip()
+    if entry.jax_nn:
+        assert callable(getattr(jax.nn, entry.jax_nn))
+    assert isinstance(entry, registry.ActivationInfo)
+
+
+@pytest.mark.parametrize("name", ELEMENTWISE)
+def test_monotonic(name):
+    y = wide_values(name)
+    steps = np.diff(y)
+    if jaxact.info(name).monotonic:
+        assert np.all(steps >= -1e-15 * np.abs(y[1:])), WIDE[1:][steps < 0]
+    else:
+        assert np.any(steps < 0)
+
+
+@pytest.mark.parametrize("name", ROWWISE)
+def test_monotonic_in_each_argument(name):
+    f = jax.jit(_fn(name))
+    x = rows(shape=(16, 6), scale=3.0)
+    with jax.enable_x64(True):
+        base = np.asarray(f(jnp.asarray(x)))
+        for i in range(x.shape[-1]):
+            bumped = x.copy()
+            bumped[:, i] += 0.5
+            moved = np.asarray(f(jnp.asarray(bumped)))
+            if jaxact.info(name).monotonic:
+                assert np.all(moved >= base)
+            elif name != "glu":  # glu's output i does not even see input i + n/2 the same way
+                assert np.any(moved < base)
+
+
+@pytest.mark.parametrize("name", ELEMENTWISE)
+def test_zero_centred_means_odd(name):
+    y, y_flipped = wide_values(name), wide_values(name)[::-1]
+    odd = np.allclose(y_flipped, -y, rtol=1e-12, atol=1e-300)
+    assert odd == jaxact.info(name).zero_centred
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_output_range_contains_the_outputs(name):
+    low, high = jaxact.info(name).output_range
+    if name in ELEMENTWISE:
+        y = wide_values(name)
+    else:
+        with jax.enable_x64(True):
+            y = np.asarray(jax.jit(_fn(name))(jnp.asarray(rows(scale=30.0))))
+    assert low <= y.min() and y.max() <= high
+    if name in ELEMENTWISE:  # the finite bounds are tight: the grid comes within 1e-3 of them
+        if math.isfinite(low):
+            assert y.min() - low < 1e-3
+        if math.isfinite(high):
+            assert high - y.max() < 1e-3
+
+
+@pytest.mark.parametrize("name", ELEMENTWISE)
+def test_smooth_means_continuous_derivative_across_breakpoints(name):
+    entry = jaxact.info(name)
+    kinks = entry.breakpoints()
+    eps = 1e-7
+    left = derivative(name, tuple(k - eps for k in kinks))
+    right = derivative(name, tuple(k + eps for k in kinks))
+    values_left = np.asarray([wide_values(name)[np.argmin(np.abs(WIDE - k))] for k in kinks])
+    del values_left
+    jumps = np.abs(left - right)
+    if entry.smooth:
+        assert np.all(jumps < 1e-5), (kinks, left, right)
+    elif kinks:
+        # Not smooth: at some breakpoint the derivative jumps, or the function itself does.
+        with jax.enable_x64(True):
+            f = jax.jit(_fn(name))
+            gaps = np.abs(
+                np.asarray(f(jnp.asarray(kinks) + eps)) - np.asarray(f(jnp.asarray(kinks) - eps))
+            )
+        assert np.any(jumps > 1e-3) or np.any(gaps > 1e-3)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_elementwise_means_a_diagonal_jacobian(name):
+    f = _fn(name, **_true_derivative(name))
+    x = jnp.asarray(rows(shape=(6,), scale=2.0), jnp.float32)
+    jacobian = np.asarray(jax.jit(jax.jacfwd(f))(x))
+    if name in ELEMENTWISE:
+        assert np.all(jacobian == np.diag(np.diag(jacobian)))
+    else:
+        assert jacobian.ndim == 1 or np.any(jacobian != np.diag(np.diag(jacobian)))
+
+
+@pytest.mark.parametrize("name", [n for n in ELEMENTWISE if jaxact.info(n).self_gated])
+def test_self_gated_is_x_times_a_gate(name):
+    x = WIDE[WIDE != 0]
+    gate = wide_values(name)[WIDE != 0] / x
+    assert wide_values(name)[WIDE == 0] == 0
+    assert np.all((gate >= 0) & (gate <= 1 + 1e-12))
