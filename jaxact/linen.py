@@ -42,8 +42,8 @@ def _accept_hyperparameters(cls):
         if isinstance(hyperparams, Mapping):
             hyperparams = hyperparams.items()
         merged = {**dict(hyperparams), **own}
-        _layers.check(activation, merged)
-        generated(self, activation, _layers.freeze(merged), **kwargs)
+        canonical = _layers.check(activation, merged)
+        generated(self, canonical, _layers.freeze(merged), **kwargs)
 
     cls.__init__ = __init__
     return cls

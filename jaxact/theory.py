@@ -724,7 +724,8 @@ def variance_preserving_gain(name: str, **params: Any) -> float:
         1.0
     """
     act = _activation(name, params)
-    a = float(_moments(act, jnp.ones((), _dtype()))[0])
+    with jax.ensure_compile_time_eval():
+        a = float(_moments(act, jnp.ones((), _dtype()))[0])
     if not (a > 0 and math.isfinite(a)):
         raise ValueError(f"{act.name} has E[phi(z)^2] = {a}: no variance-preserving gain exists")
     return 1 / math.sqrt(a)
@@ -794,7 +795,13 @@ def gain(name: str, *, sigma_b: float = 0.0, q0: float = 1.0, **params: Any) -> 
     if _traced(sigma_b, q0, params):
         raise ValueError("gain searches for a root and needs concrete numbers, not traced ones")
     act = _activation(name, params)
-    sigma_b, q0 = float(sigma_b), float(q0)
+    # Concrete even when called while a jit is tracing (a Flax module building its init).
+    with jax.ensure_compile_time_eval():
+        return _gain(act, float(sigma_b), float(q0))
+
+
+@functools.lru_cache(maxsize=1024)
+def _gain(act: _Activation, sigma_b: float, q0: float) -> float:
     sb2 = sigma_b**2
     grid = _CURVE_GRID
     a, b, da, mean = _critical_curve(act)
