@@ -74,7 +74,7 @@ def softmax(
     Examples:
         >>> import jax, jaxact
         >>> jaxact.softmax(jax.numpy.array([1010.0, 1020.0, 1000.0, 990.0, 1050.0]))
-        Array([4.2483541e-18, 9.3576230e-14, 1.9287498e-22, 8.7565109e-27,
+        Array([4.2483541e-18, 9.3576229e-14, 1.9287499e-22, 8.7565109e-27,
                1.0000000e+00], dtype=float32)
     """
     return _softmax(x / like(temperature, x), axis, where)
@@ -227,7 +227,7 @@ def logsumexp(
     Examples:
         >>> import jax, jaxact
         >>> jaxact.logsumexp(jax.numpy.array([1000.0, 1000.0]))
-        Array(1000.6931, dtype=float32)
+        Array(1000.6932, dtype=float32)
     """
     if return_sign:
         return jax.nn.logsumexp(a, axis, b, keepdims, return_sign=True, where=where)

@@ -21,6 +21,9 @@ import numpy as np
 from jaxact import normalizers, rectifiers, smooth
 
 _INF = math.inf
+# The minima of mish and of tanh-gelu (at their derivative's zero), from mpmath at 30 digits.
+_MISH_MIN = -0.3088434130172504
+_GELU_TANH_MIN = -0.17004075057125405
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,9 +95,9 @@ _ENTRIES = (
            aliases=("logsigmoid",), jax_nn="log_sigmoid"),
     _entry(smooth.silu, "x sigmoid(beta x)", (-0.2784645427610738, _INF), False, True, False, True,
            aliases=("swish",), jax_nn="silu"),
-    _entry(smooth.mish, "x tanh(softplus(x))", (-0.30883777, _INF), False, True, False, True,
+    _entry(smooth.mish, "x tanh(softplus(x))", (_MISH_MIN, _INF), False, True, False, True,
            jax_nn="mish"),
-    _entry(smooth.gelu, "x Phi(x) (tanh approximation by default)", (-0.17003946, _INF), False,
+    _entry(smooth.gelu, "x Phi(x) (tanh approximation by default)", (_GELU_TANH_MIN, _INF), False,
            True, False, True, jax_nn="gelu"),
     _entry(smooth.elu, "x if x > 0 else alpha (exp(x) - 1)", (-1, _INF), True, True, False, False,
            jax_nn="elu", kinks=lambda p: (0.0,)),

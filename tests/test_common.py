@@ -89,16 +89,18 @@ def test_dtype_shapes_finite_jit_vmap_grad(name, dtype):
     with precision(dtype):
         x = inputs(dtype)  # 3 rows of 8
         odd = [inputs(dtype, shape) for shape in shapes]
-        # Eagerly, op by op: every test uses the same few shapes, so the compiled
-        # primitives are shared across the sweep (one jit per test keeps it fast).
-        y = f(x)
-        jitted = jax.jit(f)(x)
-        if name in ELEMENTWISE:  # vmap over single elements
-            mapped = looped = jax.vmap(f)(x.ravel()).reshape(y.shape)
-        else:  # vmap over rows, against a loop over rows
-            mapped, looped = jax.vmap(f)(x), jnp.stack([f(row) for row in x])
-        grad = jax.grad(lambda x: jnp.sum(f(x)))(x)
-        odd_out = [f(z) for z in odd]
+        y = f(x)  # eager
+
+        @jax.jit  # one compilation for everything else
+        def transformed(x, odd):
+            if name in ELEMENTWISE:  # vmap over single elements
+                mapped = looped = jax.vmap(f)(x.ravel()).reshape(y.shape)
+            else:  # vmap over rows, against a loop over rows
+                mapped, looped = jax.vmap(f)(x), jnp.stack([f(row) for row in x])
+            grad = jax.grad(lambda x: jnp.sum(f(x)))(x)
+            return f(x), mapped, looped, grad, [f(z) for z in odd]
+
+        jitted, mapped, looped, grad, odd_out = transformed(x, odd)
         assert y.dtype == x.dtype and grad.dtype == x.dtype
         assert y.shape == out_shape(name, x.shape)
         finite(y, grad)
@@ -135,11 +137,20 @@ def test_grad_jacobians_hessian_and_scan_float32(name):
     row = inputs(jnp.float32, (8,))
     xs = inputs(jnp.float32, (3, 8))
 
-    grad, forward, reverse = jax.grad(total)(row), jax.jacfwd(f)(row), jax.jacrev(f)(row)
-    hessian = jax.hessian(total)(row)
-    sum_, ys = scanned(f, xs)
-    scan_grad = jax.grad(lambda xs: scanned(f, xs)[0])(xs)
-    mapped, grads = jax.vmap(f)(xs), jax.vmap(jax.grad(total))(xs)
+    @jax.jit  # one compilation for all of them
+    def derivatives(row, xs):
+        return (
+            jax.grad(total)(row),
+            jax.jacfwd(f)(row),
+            jax.jacrev(f)(row),
+            jax.hessian(total)(row),
+            scanned(f, xs),
+            jax.grad(lambda xs: scanned(f, xs)[0])(xs),
+            jax.vmap(f)(xs),
+            jax.vmap(jax.grad(total))(xs),
+        )
+
+    grad, forward, reverse, hessian, (sum_, ys), scan_grad, mapped, grads = derivatives(row, xs)
     finite(grad, forward, reverse, hessian, sum_, ys, scan_grad)
     close(forward, reverse, "float32")
     close(grad, jnp.sum(forward, axis=tuple(range(forward.ndim - 1))), "float32", 4.0)
@@ -156,7 +167,7 @@ def test_check_grads_float64_away_from_kinks(name):
     points = np.array([-2.3, -0.6, -0.15, 0.35, 1.45, 2.6])
     with jax.enable_x64(True):
         x = jnp.asarray(away_from_kinks(name, points), jnp.float64)
-        check_grads(f, (x,), order=2, modes=["fwd", "rev"])
+        check_grads(jax.jit(f), (x,), order=2, modes=["fwd", "rev"])
 
 
 # --- integer inputs --------------------------------------------------------------------------

@@ -18,18 +18,22 @@ import jaxact.nnx as X  # noqa: E402
 
 # (nnx layer, the linen layer with the same config, trainable parameter names)
 PAIRS = {
-    "prelu": (lambda: X.PReLU(16, init=0.2), lambda: L.PReLU(16, 0.2), ["negative_slope"]),
-    "swish": (lambda: X.Swish(1.5), lambda: L.Swish(1.5), ["beta"]),
-    "elu": (lambda: X.ELU(0.7), lambda: L.ELU(0.7), ["alpha_raw"]),
+    "prelu": (
+        lambda: X.PReLU(16, init=0.2),
+        lambda **kw: L.PReLU(16, 0.2, **kw),
+        ["negative_slope"],
+    ),
+    "swish": (lambda: X.Swish(1.5), lambda **kw: L.Swish(1.5, **kw), ["beta"]),
+    "elu": (lambda: X.ELU(0.7), lambda **kw: L.ELU(0.7, **kw), ["alpha_raw"]),
     "celu": (
         lambda: X.CELU(1.5, num_channels=16),
-        lambda: L.CELU(1.5, num_channels=16),
+        lambda **kw: L.CELU(1.5, num_channels=16, **kw),
         ["alpha_raw"],
     ),
-    "softplus": (lambda: X.Softplus(2.0), lambda: L.Softplus(2.0), ["beta_raw"]),
+    "softplus": (lambda: X.Softplus(2.0), lambda **kw: L.Softplus(2.0, **kw), ["beta_raw"]),
     "learnable": (
         lambda: X.Learnable("squareplus", params={"b": 2.0}, positive=("b",)),
-        lambda: L.Learnable("squareplus", params={"b": 2.0}, positive=("b",)),
+        lambda **kw: L.Learnable("squareplus", params={"b": 2.0}, positive=("b",), **kw),
         ["b_raw"],
     ),
 }
@@ -127,7 +131,7 @@ def test_linen_and_nnx_give_the_same_numbers(kind, digits):
 def test_learnable_gradient_matches_finite_difference():
     layer = X.Learnable("silu", params="beta")
     x = jnp.linspace(-4.0, 4.0, 64)
-    weights = jnp.sin(x)
+    weights = jnp.cos(x) + 0.5
 
     def loss(beta):
         layer.beta[...] = beta
@@ -162,7 +166,7 @@ def test_jaxact_functions_as_nnx_activation_fn():
     cell = nnx.LSTMCell(5, 8, activation_fn=jaxact.tanh, gate_fn=jaxact.sigmoid, rngs=nnx.Rngs(0))
     reference = nnx.LSTMCell(5, 8, rngs=nnx.Rngs(0))
     x = jnp.ones((2, 5))
-    carry = reference.initialize_carry(x.shape)
+    carry = reference.initialize_carry(x.shape, rngs=nnx.Rngs(1))
     assert jnp.allclose(cell(carry, x)[1], reference(carry, x)[1], atol=1e-6)
 
 

@@ -187,9 +187,10 @@ def test_formula_and_jax_nn_name(name):
 @pytest.mark.parametrize("name", ELEMENTWISE)
 def test_monotonic(name):
     y = wide_values(name)
+    y = y[np.isfinite(y)]  # exponential overflows on the wide grid
     steps = np.diff(y)
     if jaxact.info(name).monotonic:
-        assert np.all(steps >= -1e-15 * np.abs(y[1:])), WIDE[1:][steps < 0]
+        assert np.all(steps >= -1e-15 * np.abs(y[1:])), steps[steps < 0]
     else:
         assert np.any(steps < 0)
 
@@ -262,8 +263,8 @@ def test_elementwise_means_a_diagonal_jacobian(name):
     jacobian = np.asarray(jax.jit(jax.jacfwd(f))(x))
     if name in ELEMENTWISE:
         assert np.all(jacobian == np.diag(np.diag(jacobian)))
-    else:
-        assert jacobian.ndim == 1 or np.any(jacobian != np.diag(np.diag(jacobian)))
+    elif jacobian.ndim == 2 and jacobian.shape[0] == jacobian.shape[1]:
+        assert np.any(jacobian != np.diag(np.diag(jacobian)))
 
 
 @pytest.mark.parametrize("name", [n for n in ELEMENTWISE if jaxact.info(n).self_gated])
