@@ -120,12 +120,17 @@ def _input(size: int, dtype, *, rows: int = 1) -> jax.Array:
     return x.reshape(rows, size // rows) if rows > 1 else x
 
 
-def _sum_of(fn: Callable) -> Callable:
-    return lambda x: jnp.sum(fn(x).astype(jnp.float32))
+def _forward_backward(fn: Callable) -> Callable:
+    """x, cotangent -> the input gradient: forward pass and backward pass, as in training.
+
+    The cotangent is an argument (not the constant ones of ``grad(sum(f))``), so XLA
+    cannot constant-fold the backward pass.
+    """
+    return lambda x, cotangent: jax.vjp(fn, x)[1](cotangent)[0]
 
 
 def bench_activations(names, sizes, dtypes, repeats) -> list[Measurement]:
-    """Forward and forward+backward of each activation: jaxact, jax.nn and a copy kernel."""
+    """Forward and forward+backward (vjp) of each activation: jaxact, jax.nn and a copy kernel."""
     out = []
     for dtype in dtypes:
         for size in sizes:
@@ -133,6 +138,8 @@ def bench_activations(names, sizes, dtypes, repeats) -> list[Measurement]:
             copy = (jnp.negative, (x,))  # one read, one write: the memory-bandwidth limit
             for name in names:
                 ours, theirs = jaxact.get(name), getattr(jax.nn, jaxact.info(name).jax_nn)
+                result = jax.eval_shape(ours, x)
+                cotangent = jnp.ones(result.shape, result.dtype)
                 forward = compare(
                     {"jaxact": (ours, (x,)), "jax.nn": (theirs, (x,)), "copy": copy},
                     repeats=repeats,
@@ -140,8 +147,8 @@ def bench_activations(names, sizes, dtypes, repeats) -> list[Measurement]:
                 out += _measurements("forward", name, jnp.dtype(dtype).name, size, forward)
                 backward = compare(
                     {
-                        "jaxact": (jax.grad(_sum_of(ours)), (x,)),
-                        "jax.nn": (jax.grad(_sum_of(theirs)), (x,)),
+                        "jaxact": (_forward_backward(ours), (x, cotangent)),
+                        "jax.nn": (_forward_backward(theirs), (x, cotangent)),
                         "copy": copy,
                     },
                     repeats=repeats,
@@ -226,11 +233,13 @@ def bench_per_example_gradients(repeats, *, depth=8, width=128, batch=64) -> lis
     return _measurements("per_example_gradients", f"mlp depth {depth}", "float32", batch, results)
 
 
-def bench_ensemble(repeats, *, seeds=8) -> list[Measurement]:
+def bench_ensemble(repeats, *, seeds=8, quick=False) -> list[Measurement]:
     """The experiments' own training program: seeds batched by vmap against one after another."""
     from experiments import train
 
     config = train.benchmark_config()
+    if quick:  # a smoke test of the harness, not a measurement worth quoting
+        config = dataclasses.replace(config, depth=2, width=8, steps=4, log_every=2)
     seed_array = jnp.arange(seeds)
     batched = train.train_seeds(config, seed_array)  # compiles once
     jax.block_until_ready(batched)
@@ -247,7 +256,8 @@ def bench_ensemble(repeats, *, seeds=8) -> list[Measurement]:
         repeats=repeats,
         compiled=False,
     )
-    return _measurements("ensemble_training", f"{seeds} seeds", "float32", seeds, results)
+    case = f"{seeds} seeds, depth {config.depth}, width {config.width}, {config.steps} steps"
+    return _measurements("ensemble_training", case, "float32", seeds, results)
 
 
 # --- reporting -------------------------------------------------------------------
@@ -487,7 +497,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows += bench_vmap_hyperparameters(size, args.repeats)
     rows += bench_per_example_gradients(args.repeats)
     if not args.skip_ensemble:
-        rows += bench_ensemble(args.repeats, seeds=4 if args.quick else 8)
+        rows += bench_ensemble(args.repeats, seeds=4 if args.quick else 8, quick=args.quick)
     write_csv(rows, out / "benchmark.csv")
     report = markdown(rows, header)
     _atomic_write(out / "benchmark.md", lambda f: f.write(report))

@@ -80,26 +80,32 @@ def softmax(
     return _softmax(x / like(temperature, x), axis, where)
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
-def _log_softmax(x: Array, axis: Axis, where: Array | None) -> Array:
+def _log_softmax_parts(x: Array, axis: Axis, where: Array | None) -> tuple[Array, Array, Array]:
+    """log_softmax, softmax (from the same exponentials) and which rows are not empty."""
     shifted, unnormalized = _shifted(x, axis, where)
     total = jnp.sum(unnormalized, axis, keepdims=True)
+    nonempty = total > 0
     # A row holding +inf: the log of softmax's uniform mass on its +inf entries, -inf elsewhere.
     x_max = jnp.max(x, axis, where=where, initial=-jnp.inf, keepdims=True)
     shifted = jnp.where(x_max == jnp.inf, jnp.where(x == jnp.inf, 0.0, -jnp.inf), shifted)
-    result = jnp.where(total > 0, shifted - jnp.log(total), -jnp.inf)
-    return result if where is None else jnp.where(where, result, -jnp.inf)
+    result = jnp.where(nonempty, shifted - jnp.log(total), -jnp.inf)
+    if where is not None:
+        result = jnp.where(where, result, -jnp.inf)
+    return result, unnormalized / jnp.where(nonempty, total, 1.0), nonempty
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
+def _log_softmax(x: Array, axis: Axis, where: Array | None) -> Array:
+    return _log_softmax_parts(x, axis, where)[0]
 
 
 @_log_softmax.defjvp
 def _log_softmax_jvp(axis, primals, tangents):
     (x, where), (t, _) = primals, tangents
-    y = _log_softmax(x, axis, where)
-    probabilities = jnp.exp(y)
+    y, probabilities, nonempty = _log_softmax_parts(x, axis, where)
     tangent = t - jnp.sum(probabilities * t, axis, where=where, keepdims=True)
     # An empty row, and every masked entry, is the constant -inf: derivative 0.
-    empty = jnp.sum(probabilities, axis, keepdims=True) == 0
-    admissible = ~empty if where is None else (~empty) & where
+    admissible = nonempty if where is None else nonempty & where
     return y, jnp.where(admissible, tangent, 0.0)
 
 

@@ -8,6 +8,7 @@ differentiated again (hessians, ``jacfwd``).
 """
 
 import functools
+import math
 from fractions import Fraction
 
 import jax
@@ -254,17 +255,30 @@ _SILU_ROOT = "-1.278464542761073795109358739022980155439477488619745765453"
 _SILU_EXP_ROOT = 0.2784645427610737951093587390229801554394774886197
 
 
+# expm1(d) = sum_k d^k / k!, highest degree first: the series used within _SILU_WINDOW of z0.
+_EXPM1_TAYLOR = tuple(1 / math.factorial(k) for k in range(15, 0, -1))
+_SILU_WINDOW = 0.35
+
+
 def _silu_slope(z: Array, z_lo: Array | None = None) -> Array:
     """d/dz [z sigmoid(z)] at z (+ z_lo), accurate to a few ulps including near its zero."""
     e = jnp.exp(-jnp.abs(z))
-    sigmoid_slope = e / jnp.square(1 + e)
+    r = 1 / (1 + e)
+    sigmoid_slope = e * r * r
     if z_lo is not None:
         sigmoid_slope = _numerics.sigmoid_and_slope(z, z_lo)[1]
         z_lo = jnp.where(z >= -1e4, z_lo, 0.0)  # where z is clamped below, so is its error
+    exp_z = e if z_lo is None else e * (1 + z_lo)  # e^(z + z_lo) where z <= 0
     # Clamped so that the branch not taken stays finite (no inf * 0 in second derivatives).
     d = _numerics.offset_from(jnp.clip(z, -1e4, 0.0), _SILU_ROOT, z_lo)
-    negative = sigmoid_slope * (d + _SILU_EXP_ROOT * jnp.expm1(d))
-    positive = 1 / (1 + e) + jnp.where(e > 0, z * sigmoid_slope, 0.0)
+    # expm1(d) = e^z / e^{z0} - 1 needs no second exponential; near the root (where that
+    # difference would cancel) a short series replaces it: 8 terms reach float32's precision.
+    terms = len(_EXPM1_TAYLOR) if z.dtype == jnp.float64 else 8
+    near = jnp.clip(d, -_SILU_WINDOW, _SILU_WINDOW)
+    series = near * _numerics.horner(_EXPM1_TAYLOR[-terms:], near)
+    expm1_d = jnp.where(jnp.abs(d) < _SILU_WINDOW, series, exp_z / _SILU_EXP_ROOT - 1)
+    negative = sigmoid_slope * (d + _SILU_EXP_ROOT * expm1_d)
+    positive = r + jnp.where(e > 0, z * sigmoid_slope, 0.0)
     return jnp.where(z <= 0, negative, positive)
 
 

@@ -16,11 +16,6 @@ from jaxact import smooth
 EPS32 = 2.0**-23
 CASES = {label: (name, params) for label, name, params in accuracy.CASES}
 
-# Known misses (worst value, worst derivative) of the float32 targets, measured; see the report.
-# Defect in jaxact/rectifiers.py (not owned here): x * hard_sigmoid(x) gives inf * 0 at -inf,
-# and hard_silu's derivative cancels near its zero at -1.5.
-RECTIFIER_DEFECTS = {"hard_silu"}
-
 
 def _fn(name):
     return getattr(jaxact, name)
@@ -29,8 +24,6 @@ def _fn(name):
 @pytest.mark.parametrize("label", list(CASES))
 def test_float32_grid(label):
     name, params = CASES[label]
-    if name in RECTIFIER_DEFECTS:
-        pytest.xfail("cancellation in jaxact/rectifiers.py")
     result = accuracy.errors(_fn(name), name, accuracy.case_grid(name), params=params)
     assert not result["value_nonfinite"].any()
     assert not result["derivative_nonfinite"].any()
@@ -61,7 +54,7 @@ def test_float64_sane(label):
     assert not result["value_nonfinite"].any()
     assert not result["derivative_nonfinite"].any()
     assert result["value"].max() <= 8.0
-    assert result["derivative"].max() <= (1000.0 if name in RECTIFIER_DEFECTS else 16.0)
+    assert result["derivative"].max() <= 16.0
 
 
 @pytest.mark.parametrize("label", list(CASES))
@@ -73,8 +66,6 @@ def test_nan_in_nan_out(label):
 @pytest.mark.parametrize("label", list(CASES))
 def test_infinities_give_limits_with_finite_derivative(label):
     name, params = CASES[label]
-    if name in RECTIFIER_DEFECTS:
-        pytest.xfail("x * hard_sigmoid(x) is inf * 0 at -inf (jaxact/rectifiers.py)")
     fn = _fn(name)
     huge = np.array([-np.finfo(np.float32).max, np.finfo(np.float32).max], np.float32)
     hi, _, slope_hi, _ = accuracy.reference(name, huge, params)

@@ -1,0 +1,77 @@
+"""Behaviour of the smooth activations' hyperparameters and special forms (accuracy: test_accuracy)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxact
+
+X = jnp.linspace(-8.0, 8.0, 33)
+
+
+def test_sigmoid_gain_is_a_scaled_input():
+    np.testing.assert_allclose(jaxact.sigmoid(X, gain=2.5), jaxact.sigmoid(2.5 * X), rtol=1e-6)
+    # The seed articles' sigmoid(a, x) = 1 / (1 + exp(-a x)).
+    np.testing.assert_allclose(jaxact.sigmoid(X, gain=0.5), 1 / (1 + jnp.exp(-0.5 * X)), rtol=1e-6)
+
+
+def test_softplus_beta_and_torch_threshold():
+    beta = 3.0
+    expected = jnp.log1p(jnp.exp(beta * X)) / beta
+    np.testing.assert_allclose(jaxact.softplus(X, beta=beta), expected, rtol=1e-6, atol=1e-7)
+    # As torch.nn.functional.softplus(x, beta, threshold): linear where beta * x > threshold.
+    y = jaxact.softplus(X, beta=beta, threshold=6.0)
+    linear = beta * X > 6.0
+    np.testing.assert_array_equal(y[linear], X[linear])
+    np.testing.assert_allclose(y[~linear], expected[~linear], rtol=1e-6, atol=1e-7)
+    # A huge input with beta > 1 stays finite (beta * x would overflow).
+    assert jaxact.softplus(jnp.float32(3e38), beta=4.0) == jnp.float32(3e38)
+
+
+def test_swish_is_silu_and_its_beta_interpolates_to_relu():
+    assert jaxact.swish is jaxact.silu
+    np.testing.assert_allclose(jaxact.silu(X, beta=1.0), X * jax.nn.sigmoid(X), rtol=1e-6)
+    np.testing.assert_allclose(jaxact.silu(X, beta=0.0), X / 2, rtol=1e-6)  # beta -> 0: x / 2
+    np.testing.assert_allclose(jaxact.silu(X, beta=50.0), jaxact.relu(X), atol=1e-6)
+
+
+def test_gelu_forms_agree_and_approximate_is_the_default():
+    exact = jaxact.gelu(X, approximate=False)
+    np.testing.assert_allclose(jaxact.gelu(X), jaxact.gelu(X, approximate=True))
+    np.testing.assert_allclose(jaxact.gelu(X), exact, atol=1e-3)
+    phi = 0.5 * (1 + jax.scipy.special.erf(X / jnp.sqrt(2.0)))
+    np.testing.assert_allclose(exact, X * phi, rtol=2e-6, atol=1e-7)
+
+
+def test_elu_family_relations():
+    np.testing.assert_allclose(jaxact.celu(X, alpha=1.0), jaxact.elu(X), rtol=1e-6)
+    alpha, scale = 1.6732632423543772, 1.0507009873554805
+    np.testing.assert_allclose(jaxact.selu(X), scale * jaxact.elu(X, alpha), rtol=1e-6)
+    # Derivative of the negative side is alpha * exp(x): 0 only where exp underflows.
+    assert jax.grad(jaxact.elu)(-20.0) == pytest.approx(np.exp(-20.0), rel=1e-6)
+
+
+def test_tanh_shrink_small_inputs_do_not_cancel():
+    x = jnp.float32(1e-3)
+    assert jaxact.tanh_shrink(x) == pytest.approx(x**3 / 3, rel=1e-6)  # x - tanh(x) = x^3/3 - ...
+    assert jax.grad(jaxact.tanh_shrink)(2.0) == pytest.approx(np.tanh(2.0) ** 2, rel=1e-6)
+
+
+def test_squareplus_b_and_its_limits():
+    np.testing.assert_allclose(jaxact.squareplus(X, b=0.0), jaxact.relu(X), atol=1e-7)
+    assert jaxact.squareplus(jnp.float32(-3e38)) > 0  # b / (4|x|), not inf or 0/0
+    assert jax.grad(jaxact.squareplus, argnums=1)(0.0, 4.0) == pytest.approx(1 / 8)
+
+
+def test_sparse_family_is_a_softplus_sigmoid_pair():
+    slope = jax.vmap(jax.grad(jaxact.sparse_plus))(X)
+    np.testing.assert_allclose(slope, jaxact.sparse_sigmoid(X), atol=1e-7)
+    assert jaxact.sparse_plus(jnp.float32(3e38)) == jnp.float32(3e38)
+    assert np.isfinite(jax.grad(jaxact.sparse_plus)(jnp.float32(-3e38)))
+
+
+def test_exponential_and_log_sigmoid():
+    np.testing.assert_allclose(jaxact.exponential(X), jnp.exp(X), rtol=1e-6)
+    np.testing.assert_allclose(jaxact.log_sigmoid(X), -jaxact.softplus(-X), rtol=1e-6)
+    assert jax.grad(jaxact.log_sigmoid)(-100.0) == pytest.approx(1.0)
