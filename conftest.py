@@ -1,4 +1,4 @@
-"""Test configuration for tests and doctests: strict dtype promotion, so nothing passes by silent up-casting."""
+"""Test configuration for tests and doctests: strict dtype promotion, no silent up-casting."""
 
 import jax
 

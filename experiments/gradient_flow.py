@@ -255,7 +255,8 @@ def resolve(args: argparse.Namespace) -> Sweep:
                 )
                 if args.preset is None:
                     raise ValueError(message)
-                skipped.append(message)
+                if message not in skipped:  # one line per activation, not per norm/clip
+                    skipped.append(message)
                 continue
             sigma_b = found
         config = train.Config(

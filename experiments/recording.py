@@ -52,6 +52,10 @@ def safe_norm(x: jax.Array) -> jax.Array:
 # --- atomic files ----------------------------------------------------------------
 
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Writes ``text`` to a temporary file beside ``path``, then renames it into place."""
     path = Path(path)
@@ -60,6 +64,7 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     try:
         with os.fdopen(fd, "w", newline="") as f:
             f.write(text)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the usual mode
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

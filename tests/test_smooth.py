@@ -1,4 +1,4 @@
-"""Behaviour of the smooth activations' hyperparameters and special forms (accuracy: test_accuracy)."""
+"""Hyperparameters and special forms of the smooth activations (accuracy: test_accuracy)."""
 
 import jax
 import jax.numpy as jnp
