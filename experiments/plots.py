@@ -56,20 +56,44 @@ def _save(fig, path: Path) -> None:
     tmp.replace(path)
 
 
-def _colors(n: int):
-    cmap = plt.get_cmap("tab10" if n <= 10 else "tab20")
-    return [cmap(i % cmap.N) for i in range(n)]
+_LINESTYLES = ("-", "--", ":", "-.")
+_MARKERS = ("o", "x", "^", "s", "v", "D", "+", "*")
+
+
+def _styles(labels) -> dict[str, dict]:
+    """Colour by activation, line style by init, marker by the rest of the label.
+
+    A sweep has up to a few dozen configurations; one colour each would repeat, so every
+    part of ``activation/init/extras`` gets its own visual channel instead.
+    """
+    labels = list(labels)
+    parts = []
+    for label in labels:
+        activation, init, *extras = [*label.split("/"), ""]
+        parts.append((activation, init, "/".join(e for e in extras if e)))
+    activations = list(dict.fromkeys(p[0] for p in parts))
+    inits = list(dict.fromkeys(p[1] for p in parts))
+    extras = list(dict.fromkeys(p[2] for p in parts))
+    cmap = plt.get_cmap("tab10" if len(activations) <= 10 else "tab20")
+    return {
+        label: {
+            "color": cmap(activations.index(a) % cmap.N),
+            "linestyle": _LINESTYLES[inits.index(i) % len(_LINESTYLES)],
+            "marker": _MARKERS[extras.index(e) % len(_MARKERS)],
+        }
+        for label, (a, i, e) in zip(labels, parts, strict=True)
+    }
 
 
 def plot_by_layer(out: Path, grid) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
-    colors = _colors(len(grid))
-    for color, (label, cells) in zip(colors, grid.items(), strict=True):
+    styles = _styles(grid)
+    for label, cells in grid.items():
         steps = sorted({s for s, _ in cells})
         for ax, step in zip(axes, (steps[0], steps[-1]), strict=True):
             layers = sorted(layer for s, layer in cells if s == step)
             values = [_log_mean(cells[(step, layer)]) for layer in layers]
-            ax.plot(layers, values, marker=".", color=color, label=label)
+            ax.plot(layers, values, ms=3, mfc="none", lw=1.2, label=label, **styles[label])
     for ax, title in zip(axes, ("at initialisation (step 0)", "at the end"), strict=True):
         ax.set_yscale("log")
         ax.set_xlabel("hidden layer (0 = nearest the input)")
@@ -114,13 +138,15 @@ def plot_loss_curves(out: Path) -> None:
             curves[metric][row["config"]][int(row["step"])].append(_float(row[metric]))
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     labels = list(curves["train_loss"])
-    for color, label in zip(_colors(len(labels)), labels, strict=True):
+    styles = _styles(labels)
+    for label in labels:
+        style = dict(styles[label], marker=None)  # markers only clutter a curve over steps
         for ax, metric in zip(axes, ("train_loss", "test_accuracy"), strict=True):
             by_step = curves[metric][label]
             steps = sorted(by_step)
             values = [np.nanmedian(by_step[s]) if np.isfinite(by_step[s]).any() else np.nan
                       for s in steps]  # fmt: skip
-            ax.plot(steps, values, color=color, label=label)
+            ax.plot(steps, values, lw=1.2, label=label, **style)
     axes[0].set_ylabel("train loss (median over seeds)")
     axes[0].set_yscale("log")
     axes[1].set_ylabel("test accuracy (median over seeds)")
@@ -138,9 +164,9 @@ def plot_meanfield(out: Path, grid) -> None:
     by_config = defaultdict(dict)
     for row in predictions:
         by_config[row["config"]][int(row["layer"])] = _float(row["predicted_log_ratio"])
-    colors = _colors(max(1, len(by_config)))
+    styles = _styles(by_config)
     lo, hi = math.inf, -math.inf
-    for color, (label, predicted) in zip(colors, by_config.items(), strict=False):
+    for label, predicted in by_config.items():
         cells = grid.get(label, {})
         xs, ys = [], []
         for layer, prediction in sorted(predicted.items()):
@@ -152,7 +178,10 @@ def plot_meanfield(out: Path, grid) -> None:
                 xs.append(prediction)
                 ys.append(math.log(here / above))
         if xs:
-            ax.scatter(xs, ys, s=14, color=color, label=label)
+            # marker by init here: a scatter has no line style
+            init_marker = _MARKERS[_LINESTYLES.index(styles[label]["linestyle"])]
+            ax.scatter(xs, ys, s=14, color=styles[label]["color"], marker=init_marker,
+                       label=label)  # fmt: skip
             lo, hi = min(lo, *xs, *ys), max(hi, *xs, *ys)
     if math.isfinite(lo):
         pad = 0.05 * (hi - lo) + 1e-3

@@ -126,8 +126,7 @@ def tidy_rows(
     depth = outputs["act_mean"].shape[-1]
     for s, seed in enumerate(seeds):
         flags = outputs["diverged"][s]
-        first = int(np.argmax(flags)) if flags.any() else -1
-        diverged_step = steps[first] if first >= 0 else ""
+        diverged_step = int(outputs["diverged_step"][s][flags].min()) if flags.any() else ""
         for r, step in enumerate(steps):
             base = {**identity, "seed": int(seed), "step": int(step)}
             for layer in range(depth + 1):

@@ -244,7 +244,9 @@ def make_run(config: Config):
 
     Records are a dict of arrays with a leading axis over the recorded steps
     (``config.record_steps()``); per-layer ones have ``depth + 1`` columns (the
-    read-out last) for gradient norms and ``depth`` for activation statistics.
+    read-out last) for gradient norms and ``depth`` for activation statistics;
+    ``diverged`` flags the records after the loss went non-finite and ``diverged_step``
+    holds the training step at which it did (-1 before).
     """
     data = _dataset(config.dataset)
     activation = jaxact.get(config.activation, **config.params)
@@ -370,6 +372,10 @@ def make_run(config: Config):
                 lambda v: jnp.where(diverged, nan, v.astype(jnp.float32)), records
             )
             records["diverged"] = diverged
+            # The training step whose loss first went non-finite, finer than the record grid
+            # (the step being recorded when only the probe loss is non-finite); -1 if none.
+            first_bad = jnp.where(diverged_step >= 0, diverged_step, step)
+            records["diverged_step"] = jnp.where(diverged, first_bad, -1).astype(jnp.int32)
             return records
 
         x_eval = jnp.concatenate([x_train, x_test])

@@ -108,6 +108,12 @@ def test_divergence_is_recorded_and_the_sweep_goes_on():
     assert out["diverged"][:, 0].tolist() == [False, False]  # step 0 is before any update
     assert out["diverged"][:, -1].all()
     assert np.isnan(out["train_loss"][out["diverged"]]).all()
+    # The exact training step is kept, between the recorded steps 0 and 4.
+    assert (out["diverged_step"][:, 0] == -1).all()
+    first = out["diverged_step"][:, -1]
+    assert ((first >= 1) & (first <= 4)).all() and (
+        out["diverged_step"][:, 1:] == first[:, None]
+    ).all()
     ok = train.to_numpy(train.train_seeds(stable, [0]))
     assert not ok["diverged"].any() and np.isfinite(ok["train_loss"]).all()
 
