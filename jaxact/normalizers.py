@@ -250,7 +250,10 @@ def logsumexp(
 
 
 def _sparsemax_support(z: Array) -> tuple[Array, Array]:
-    """Threshold tau and support mask of sparsemax along the last axis."""
+    """Threshold tau and support mask of sparsemax along the last axis.
+
+    ``z`` should be shifted so that its row maximum is 0 (see :func:`_shift_to_max`).
+    """
     z_sorted = jnp.flip(jnp.sort(z, axis=-1), axis=-1)
     k = jnp.arange(1, z.shape[-1] + 1, dtype=z.dtype)
     cumulative = jnp.cumsum(z_sorted, axis=-1)
@@ -263,8 +266,17 @@ def _sparsemax_support(z: Array) -> tuple[Array, Array]:
     return tau, z > tau
 
 
+def _shift_to_max(z: Array) -> Array:
+    # sparsemax is shift-invariant; measured from the row maximum, entries near the top are
+    # exact (Sterbenz), so max(z - tau, 0) does not cancel (a row of 65s sums to 1, not
+    # 1 - 1.5e-5).
+    top = jnp.max(z, axis=-1, keepdims=True, initial=-jnp.inf)
+    return z - jnp.where(jnp.isfinite(top), top, 0.0)
+
+
 @jax.custom_jvp
 def _sparsemax_last(z: Array) -> Array:
+    z = _shift_to_max(z)
     tau, _ = _sparsemax_support(z)
     return jnp.maximum(z - tau, 0.0)
 
@@ -272,6 +284,7 @@ def _sparsemax_last(z: Array) -> Array:
 @_sparsemax_last.defjvp
 def _sparsemax_jvp(primals, tangents):
     (z,), (t,) = primals, tangents
+    z = _shift_to_max(z)
     tau, support = _sparsemax_support(z)
     s = support.astype(z.dtype)
     # Jacobian diag(s) - s s^T / |S| (Martins and Astudillo, 2016).

@@ -2,6 +2,8 @@
 
 import csv
 
+import pytest
+
 from experiments import benchmark
 
 
@@ -42,16 +44,14 @@ def test_quick_benchmark_writes_csv_markdown_and_plot(tmp_path):
 
 
 def test_bad_activation_names_the_closest(capsys):
-    try:
+    with pytest.raises(SystemExit) as exit_info:
         benchmark.parse_args(["--activations", "sigmod"])
-    except SystemExit as e:
-        assert e.code == 2
+    assert exit_info.value.code == 2
     assert "sigmoid" in capsys.readouterr().err
 
 
 def test_activation_without_jax_nn_counterpart_is_refused(capsys):
-    try:
+    with pytest.raises(SystemExit) as exit_info:
         benchmark.parse_args(["--activations", "sparsemax"])
-    except SystemExit as e:
-        assert e.code == 2
+    assert exit_info.value.code == 2
     assert "no jax.nn counterpart" in capsys.readouterr().err
