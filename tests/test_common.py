@@ -86,6 +86,8 @@ ROW_SHAPES = ((2,), (0, 4), (2, 0), (3, 1, 6))
 def test_dtype_shapes_finite_jit_vmap_grad(name, dtype):
     f = activation(name)
     shapes = ELEMENTWISE_SHAPES if name in ELEMENTWISE else ROW_SHAPES
+    # Half types run the float32 code and round once: their odd shapes add nothing to it.
+    shapes = shapes if dtype in ("float32", "float64") else ()
     with precision(dtype):
         x = inputs(dtype)  # 3 rows of 8
         odd = [inputs(dtype, shape) for shape in shapes]
@@ -167,7 +169,10 @@ def test_check_grads_float64_away_from_kinks(name):
     points = np.array([-2.3, -0.6, -0.15, 0.35, 1.45, 2.6])
     with jax.enable_x64(True):
         x = jnp.asarray(away_from_kinks(name, points), jnp.float64)
-        check_grads(jax.jit(f), (x,), order=2, modes=["fwd", "rev"])
+        # Second order in reverse mode (vjp of vjp: the rule transposed, twice), first order
+        # forward; forward-over-reverse is the hessian test above.
+        check_grads(jax.jit(f), (x,), order=2, modes=["rev"])
+        check_grads(jax.jit(f), (x,), order=1, modes=["fwd"])
 
 
 # --- integer inputs --------------------------------------------------------------------------
@@ -228,13 +233,18 @@ def test_values_and_gradients_match_jax_nn(name):
     if name == "logsumexp":
         theirs = functools.partial(theirs, axis=-1)
     x = jnp.asarray(away_from_kinks(name, np.linspace(-5.0, 5.0, 48)).reshape(4, 12), jnp.float32)
-    np.testing.assert_allclose(ours(x), theirs(x), rtol=1e-5, atol=1e-6)
-    weights = jnp.cos(jnp.arange(ours(x).size, dtype=jnp.float32)).reshape(ours(x).shape)
-    loss = lambda f: lambda x: jnp.sum(weights * f(x))
+
+    @jax.jit  # one compilation for both functions and both derivatives
+    def values_and_gradients(x):
+        y = ours(x)
+        weights = jnp.cos(jnp.arange(y.size, dtype=jnp.float32)).reshape(y.shape)
+        loss = lambda f: lambda x: jnp.sum(weights * f(x))
+        return y, theirs(x), jax.grad(loss(ours))(x), jax.grad(loss(theirs))(x)
+
+    y, y_nn, grad, grad_nn = values_and_gradients(x)
+    np.testing.assert_allclose(y, y_nn, rtol=1e-5, atol=1e-6)
     # atol: jax.nn's derivatives underflow to 0 sooner in the tails (gelu at -5).
-    np.testing.assert_allclose(
-        jax.grad(loss(ours))(x), jax.grad(loss(theirs))(x), rtol=1e-4, atol=1e-5
-    )
+    np.testing.assert_allclose(grad, grad_nn, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize(
@@ -276,15 +286,15 @@ def test_hyperparameter_vmap_and_grad(name, param, values):
     for value in values:
         x = away_from_kinks(name, x, margin=0.05, **{param: value})
     x = jnp.asarray(x, jnp.float32)
-    with_param = lambda p: f(x, **{param: p})
-    batched = jax.vmap(with_param)(jnp.asarray(values, jnp.float32))
+    with_param = jax.jit(lambda p: f(x, **{param: p}))
+    batched = jax.jit(jax.vmap(with_param))(jnp.asarray(values, jnp.float32))
     for value, y in zip(values, batched, strict=True):
         close(y, with_param(jnp.float32(value)), "float32", 2.0)
 
     with jax.enable_x64(True):
         x = x.astype(jnp.float64)
         weights = jnp.cos(jnp.arange(x.size, dtype=jnp.float64)).reshape(x.shape)
-        loss = lambda p: jnp.sum(weights * f(x, **{param: p}))
+        loss = jax.jit(lambda p: jnp.sum(weights * f(x, **{param: p})))
         p0, h = jnp.float64(values[-1]), 1e-6
         fd = (loss(p0 + h) - loss(p0 - h)) / (2 * h)
-        np.testing.assert_allclose(jax.grad(loss)(p0), fd, rtol=1e-6, atol=1e-8)
+        np.testing.assert_allclose(jax.jit(jax.grad(loss))(p0), fd, rtol=1e-6, atol=1e-8)

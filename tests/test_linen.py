@@ -196,11 +196,17 @@ def test_positive_constraint_holds_after_a_large_step():
     assert float(out[0]) <= 0 and bool(jnp.isfinite(out).all())
 
 
-def test_readme_example_runs():
-    text = (ROOT / "docs" / "flax_and_init.md").read_text()
-    (code,) = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+def test_readme_examples_run():
+    text = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    quickstart, flax_example = [b for b in blocks if not b.startswith(">>>")]  # the runnable two
+    namespace = {}
+    exec(compile(quickstart, "README.md", "exec"), namespace)
+    slope = namespace["jax"].grad(namespace["nn"].sigmoid)(20.0)
+    assert float(slope) == pytest.approx(2.0611537e-9)  # the value the README quotes
+    code = flax_example
     buffer = io.StringIO()
     with redirect_stdout(buffer), jax.numpy_dtype_promotion("standard"):  # as optax.adam needs
-        exec(compile(code, "flax_and_init.md", "exec"), {})
+        exec(compile(code, "README.md", "exec"), {})
     lines = buffer.getvalue().splitlines()
     assert lines[0] == "1.761" and lines[1] == "True"

@@ -18,7 +18,7 @@ def png_size(path: Path) -> tuple[int, int]:
     return struct.unpack(">II", header[16:24])
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def gallery(tmp_path_factory) -> Path:
     """One run of the command on two activations, accuracy page included (small grid)."""
     out = tmp_path_factory.mktemp("gallery") / "new" / "folder"

@@ -6,6 +6,8 @@ where that makes sense (a function marked not monotonic must decrease somewhere)
 
 import functools
 import math
+import re
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -273,3 +275,29 @@ def test_self_gated_is_x_times_a_gate(name):
     gate = wide_values(name)[WIDE != 0] / x
     assert wide_values(name)[WIDE == 0] == 0
     assert np.all((gate >= 0) & (gate <= 1 + 1e-12))
+
+
+# --- the README's table is the registry ------------------------------------------------------
+
+
+def _readme_registry_rows() -> dict[str, list[str]]:
+    """The README's registry table: name -> its cells (escaped pipes kept inside cells)."""
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    rows = {}
+    for line in readme.splitlines():
+        if line.startswith("| `") and line.endswith("|"):
+            cells = [c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", line)[1:-1]]
+            if len(cells) == 9:
+                rows[cells[0].strip("`")] = cells
+    return rows
+
+
+def test_readme_registry_table_matches_the_registry():
+    rows = _readme_registry_rows()
+    assert sorted(rows) == sorted(NAMES)
+    for name, (_, aliases, formula, _, *facts) in rows.items():
+        entry = jaxact.info(name)
+        assert formula == entry.formula, name
+        assert {a.strip() for a in aliases.split(",") if a.strip()} == set(entry.aliases), name
+        flags = (entry.monotonic, entry.smooth, entry.zero_centred, entry.self_gated)
+        assert facts == [*("yes" if f else "" for f in flags), "yes" if entry.jax_nn else ""], name
