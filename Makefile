@@ -17,7 +17,7 @@ run: $(VENV)/.installed
 	$(BIN)/python -m experiments.gradient_flow --out $(OUT)
 
 test: $(VENV)/.installed lint
-	$(BIN)/python -m pytest -n 2
+	$(BIN)/python -m pytest -n 2 --dist loadscope  # a module per worker: shared compilations
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
