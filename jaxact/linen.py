@@ -20,7 +20,7 @@ passed wherever Flax takes an activation function
 
 import functools
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -176,7 +176,29 @@ class PReLU(nn.Module):
         return _learnable_call(self, "prelu", slope, (), channels, self.axis, (), x)
 
 
-class Swish(nn.Module):
+class _OneLearned(nn.Module):
+    """One learned hyperparameter of a registry activation; the subclasses name which."""
+
+    activation: ClassVar[str]
+    hyperparameter: ClassVar[str]
+    positive: ClassVar[bool]
+
+    init_value: float = 1.0
+    num_channels: int | None = None
+    axis: int = -1
+    param_dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: ArrayLike) -> Array:
+        name = self.hyperparameter
+        positive = (name,) if self.positive else ()
+        params = {name: self.init_value}
+        return _learnable_call(
+            self, self.activation, params, positive, self.num_channels, self.axis, (), x
+        )
+
+
+class Swish(_OneLearned):
     r"""Swish with a learned :math:`\beta` (Ramachandran et al., 2017): :math:`x\,\sigma(\beta x)`.
 
     Attributes:
@@ -186,22 +208,13 @@ class Swish(nn.Module):
         param_dtype: dtype of :math:`\beta`.
     """
 
-    init_value: float = 1.0
-    num_channels: int | None = None
-    axis: int = -1
-    param_dtype: Any = jnp.float32
-
-    @nn.compact
-    def __call__(self, x: ArrayLike) -> Array:
-        return _learnable_call(
-            self, "silu", {"beta": self.init_value}, (), self.num_channels, self.axis, (), x
-        )
+    activation, hyperparameter, positive = "silu", "beta", False
 
 
 SiLU = Swish
 
 
-class ELU(nn.Module):
+class ELU(_OneLearned):
     r"""ELU with a learned :math:`\alpha > 0` (softplus reparametrisation).
 
     Attributes:
@@ -211,19 +224,10 @@ class ELU(nn.Module):
         param_dtype: dtype of :math:`\alpha`.
     """
 
-    init_value: float = 1.0
-    num_channels: int | None = None
-    axis: int = -1
-    param_dtype: Any = jnp.float32
-
-    @nn.compact
-    def __call__(self, x: ArrayLike) -> Array:
-        return _learnable_call(
-            self, "elu", {"alpha": self.init_value}, ("alpha",), self.num_channels, self.axis, (), x
-        )
+    activation, hyperparameter, positive = "elu", "alpha", True
 
 
-class CELU(nn.Module):
+class CELU(_OneLearned):
     r"""CELU with a learned :math:`\alpha > 0` (softplus reparametrisation).
 
     Attributes:
@@ -233,26 +237,10 @@ class CELU(nn.Module):
         param_dtype: dtype of :math:`\alpha`.
     """
 
-    init_value: float = 1.0
-    num_channels: int | None = None
-    axis: int = -1
-    param_dtype: Any = jnp.float32
-
-    @nn.compact
-    def __call__(self, x: ArrayLike) -> Array:
-        return _learnable_call(
-            self,
-            "celu",
-            {"alpha": self.init_value},
-            ("alpha",),
-            self.num_channels,
-            self.axis,
-            (),
-            x,
-        )
+    activation, hyperparameter, positive = "celu", "alpha", True
 
 
-class Softplus(nn.Module):
+class Softplus(_OneLearned):
     r"""Softplus with a learned sharpness :math:`\beta > 0` (softplus reparametrisation).
 
     Attributes:
@@ -262,20 +250,4 @@ class Softplus(nn.Module):
         param_dtype: dtype of :math:`\beta`.
     """
 
-    init_value: float = 1.0
-    num_channels: int | None = None
-    axis: int = -1
-    param_dtype: Any = jnp.float32
-
-    @nn.compact
-    def __call__(self, x: ArrayLike) -> Array:
-        return _learnable_call(
-            self,
-            "softplus",
-            {"beta": self.init_value},
-            ("beta",),
-            self.num_channels,
-            self.axis,
-            (),
-            x,
-        )
+    activation, hyperparameter, positive = "softplus", "beta", True
