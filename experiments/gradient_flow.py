@@ -363,6 +363,10 @@ def summarise(out: Path) -> list[dict[str, Any]]:
     and test accuracy (median over the seeds that did not diverge), diverged seeds."""
     gradients = recording.read_csv(out / "gradient_norms.csv")
     metrics = recording.read_csv(out / "metrics.csv")
+    meanfield_path = out / "meanfield.csv"
+    predicted = defaultdict(dict)  # config -> {layer: 0.5 log chi(q^l)}
+    for row in recording.read_csv(meanfield_path) if meanfield_path.exists() else []:
+        predicted[row["config"]][int(row["layer"])] = float(row["predicted_log_ratio"])
     by_config: dict[str, dict] = {}
     norms = defaultdict(dict)  # (config, seed, step) -> {layer: norm}
     for row in gradients:
@@ -396,6 +400,12 @@ def summarise(out: Path) -> list[dict[str, Any]]:
                 "init": first["init"],
                 "norm": first["norm"],
                 "ratio_init": _geometric_mean(ratios(0)),
+                # The product of the per-layer predictions from the first to the last layer.
+                "ratio_meanfield": math.exp(
+                    sum(predicted[label].get(layer, math.nan) for layer in range(depth - 1))
+                )
+                if label in predicted
+                else math.nan,
                 "ratio_end": _geometric_mean(ratios(end)),
                 "train_loss": _median([float(r["train_loss"]) for r in finals]),
                 "test_accuracy": _median([float(r["test_accuracy"]) for r in finals]),
@@ -423,13 +433,17 @@ def summary_markdown(sweep: Sweep, rows: Sequence[dict[str, Any]]) -> str:
         "Gradient ratio = |dL/dh| of the first hidden layer / |dL/dh| of the last "
         "(geometric mean over seeds): << 1 is vanishing, >> 1 exploding toward the input.",
         "",
-        "| configuration | grad ratio first/last (init) | grad ratio first/last (end) "
-        "| final train loss | test accuracy | diverged |",
-        "|---|---:|---:|---:|---:|---|",
+        "Mean-field = the same ratio at init as predicted by `jaxact.theory` (the product of "
+        "sqrt(chi(q^l)) over the layers; — with normalisation or residuals).",
+        "",
+        "| configuration | grad ratio first/last (init) | mean-field | "
+        "grad ratio first/last (end) | final train loss | test accuracy | diverged |",
+        "|---|---:|---:|---:|---:|---:|---|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['config']} | {_fmt(r['ratio_init'], '.3g')} | {_fmt(r['ratio_end'], '.3g')} "
+            f"| {r['config']} | {_fmt(r['ratio_init'], '.3g')} "
+            f"| {_fmt(r['ratio_meanfield'], '.3g')} | {_fmt(r['ratio_end'], '.3g')} "
             f"| {_fmt(r['train_loss'], '.3f')} | {_fmt(r['test_accuracy'], '.3f')} "
             f"| {r['diverged']} |"
         )

@@ -14,7 +14,7 @@ import csv
 import io
 import json
 import os
-import tempfile
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -52,23 +52,19 @@ def safe_norm(x: jax.Array) -> jax.Array:
 # --- atomic files ----------------------------------------------------------------
 
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-
-
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Writes ``text`` to a temporary file beside ``path``, then renames it into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # A unique name opened with "x" (not mkstemp, which makes 0600): the file gets the
+    # mode the umask gives any other file.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
     try:
-        with os.fdopen(fd, "w", newline="") as f:
+        with open(tmp, "x", newline="") as f:
             f.write(text)
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the usual mode
         os.replace(tmp, path)
     except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        tmp.unlink(missing_ok=True)
         raise
 
 

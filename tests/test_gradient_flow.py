@@ -60,6 +60,17 @@ def test_sweep_writes_tables_plots_config_and_summary(sweep_dir):
         assert (sweep_dir / f"{name}.png").stat().st_size > 5_000
     summary = (sweep_dir / "summary.md").read_text()
     assert "| sigmoid/xavier |" in summary and "| tanh/xavier |" in summary
+    # The mean-field column is the product of meanfield.csv's per-layer predictions.
+    rows = {r["config"]: r for r in gradient_flow.summarise(sweep_dir)}
+    predicted = [
+        float(r["predicted_log_ratio"])
+        for r in recording.read_csv(sweep_dir / "meanfield.csv")
+        if r["config"] == "sigmoid/xavier"
+    ]
+    assert rows["sigmoid/xavier"]["ratio_meanfield"] == pytest.approx(math.exp(sum(predicted[:5])))
+    assert rows["sigmoid/xavier"]["ratio_meanfield"] == pytest.approx(
+        rows["sigmoid/xavier"]["ratio_init"], rel=0.25
+    )
     assert not list(sweep_dir.rglob("*.tmp*"))  # atomic writes leave no temporaries
 
 
