@@ -149,7 +149,7 @@ def layer_scales(
 
     Raises:
         ValueError: for an unknown init, or ``critical`` for an activation without a critical
-            point (the message from :func:`jaxact.theory.gain`).
+            point (the message from :func:`jaxact.theory.critical_gain`).
     """
     if init not in INITS:
         raise ValueError(f"unknown init {init!r}; choose one of {', '.join(INITS)}")
@@ -198,7 +198,7 @@ def sigma_w(
     if init == "critical":
         from jaxact import theory
 
-        base = theory.gain(activation, sigma_b=sigma_b, **params)
+        base = theory.critical_gain(activation, sigma_b=sigma_b, **params)
     else:
         variance_times_fan_in = {
             "lecun": 1.0,

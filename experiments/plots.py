@@ -1,12 +1,14 @@
 """Every figure of the gradient-flow experiment, drawn from the written tables only.
 
-``plot_all(out)`` reads ``gradient_norms.csv``, ``metrics.csv`` and
-``meanfield.csv`` from ``out`` and writes:
+``plot_all(out)`` reads the tables of :mod:`experiments.records` (gradient norms
+and metrics) and ``meanfield.csv`` from ``out`` and writes:
 
 - ``preact_grad_by_layer.png``: |dL/dh| against layer (log axis), one line per
-  configuration (geometric mean over seeds), at initialisation and at the end;
+  configuration (geometric mean over seeds, shaded: its 95% interval over the seeds), at
+  initialisation and at the end;
 - ``heatmaps.png``: log10 |dL/dh| over layer x step, one panel per configuration;
-- ``loss_curves.png``: train loss and test accuracy against step;
+- ``loss_curves.png``: train loss and test accuracy against step (median over seeds), a
+  cross where a seed diverged;
 - ``meanfield_slopes.png``: measured per-layer log-ratio log(|dL/dh^l| / |dL/dh^{l+1}|)
   at step 0 against the mean-field prediction 0.5 log chi(q^l).
 """
@@ -20,8 +22,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
-from experiments import recording
+from experiments import recording, records, stats
+from experiments.atomic_files import save_figure
 
 
 def _float(text: str) -> float:
@@ -31,29 +35,35 @@ def _float(text: str) -> float:
         return math.nan
 
 
-def _log_mean(values) -> float:
-    """Geometric mean of the positive finite values (NaN if none)."""
-    values = np.asarray(values, dtype=np.float64)
-    values = values[np.isfinite(values) & (values > 0)]
-    return float(np.exp(np.mean(np.log(values)))) if values.size else math.nan
+def _describe(out: Path) -> str:
+    """``depth D, width W, N seeds`` of the sweep in ``out`` (for figure titles)."""
+    columns = recording.read_columns(out / records.METRICS.file)
+    grads = recording.read_columns(out / records.GRADIENTS.file)
+    seeds = len(set(columns["seed"].tolist()))
+    depths = "/".join(sorted(set(grads["depth"].tolist()), key=int))
+    widths = "/".join(sorted(set(grads["width"].tolist()), key=int))
+    return f"depth {depths}, width {widths}, {seeds} seed{'s' if seeds != 1 else ''}"
 
 
 def _grid(out: Path):
     """config -> {(step, layer): [preact norms over seeds]} for the hidden layers."""
     grid = defaultdict(lambda: defaultdict(list))
-    for row in recording.read_csv(out / "gradient_norms.csv"):
-        if row["kind"] == "hidden":
-            grid[row["config"]][(int(row["step"]), int(row["layer"]))].append(
-                _float(row["preact_grad_norm"])
-            )
+    columns = recording.read_columns(out / records.GRADIENTS.file)
+    hidden = columns["kind"] == "hidden"
+    keys = zip(
+        columns["config"][hidden].tolist(),
+        columns["step"][hidden].astype(int).tolist(),
+        columns["layer"][hidden].astype(int).tolist(),
+        columns["preact_grad_norm"][hidden].astype(float).tolist(),
+        strict=True,
+    )
+    for config, step, layer, value in keys:
+        grid[config][(step, layer)].append(value)
     return grid
 
 
 def _save(fig, path: Path) -> None:
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    tmp.replace(path)
+    save_figure(fig, path, dpi=110, bbox_inches="tight")
 
 
 _LINESTYLES = ("-", "--", ":", "-.")
@@ -85,79 +95,144 @@ def _styles(labels) -> dict[str, dict]:
     }
 
 
-def plot_by_layer(out: Path, grid) -> None:
+def plot_by_layer(out: Path, grid, title: str = "") -> None:
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
     styles = _styles(grid)
     for label, cells in grid.items():
         steps = sorted({s for s, _ in cells})
         for ax, step in zip(axes, (steps[0], steps[-1]), strict=True):
             layers = sorted(layer for s, layer in cells if s == step)
-            values = [_log_mean(cells[(step, layer)]) for layer in layers]
+            spread = [stats.interval(cells[(step, layer)], log=True) for layer in layers]
+            values = [iv.centre for iv in spread]
             ax.plot(layers, values, ms=3, mfc="none", lw=1.2, label=label, **styles[label])
-    for ax, title in zip(axes, ("at initialisation (step 0)", "at the end"), strict=True):
+            ax.fill_between(layers, [iv.low for iv in spread], [iv.high for iv in spread],
+                            color=styles[label]["color"], alpha=0.12, lw=0)  # fmt: skip
+    for ax, when in zip(axes, ("at initialisation (step 0)", "at the end"), strict=True):
         ax.set_yscale("log")
         ax.set_xlabel("hidden layer (0 = nearest the input)")
-        ax.set_title(title)
+        ax.set_title(when)
         ax.grid(True, which="major", alpha=0.3)
     axes[0].set_ylabel("|dLoss/dh| (pre-activation gradient)")
+    for ax in axes:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    fig.suptitle(f"{title}; line: geometric mean over seeds, band: its 95% interval",
+                 fontsize=9)  # fmt: skip
     axes[1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     _save(fig, out / "preact_grad_by_layer.png")
 
 
-def plot_heatmaps(out: Path, grid) -> None:
+def plot_heatmaps(out: Path, grid, title: str = "") -> None:
+    """One panel per configuration, all on one colour scale (so decades compare)."""
     n = len(grid)
     cols = min(4, n)
     rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.8 * rows), squeeze=False)
-    for ax, (label, cells) in zip(axes.flat, grid.items(), strict=False):
+    images = {}
+    for label, cells in grid.items():
         steps = sorted({s for s, _ in cells})
         layers = sorted({layer for _, layer in cells})
         image = np.full((len(layers), len(steps)), np.nan)
         for i, layer in enumerate(layers):
             for j, step in enumerate(steps):
-                value = _log_mean(cells[(step, layer)])
+                value = stats.geometric_mean(cells[(step, layer)])
                 image[i, j] = np.log10(value) if value > 0 else np.nan
+        images[label] = (image, steps, layers)
+    finite = [im[np.isfinite(im)] for im, _, _ in images.values()]
+    finite = np.concatenate(finite) if finite else np.empty(0)
+    vmin, vmax = (finite.min(), finite.max()) if finite.size else (None, None)
+    height = 2.8 * rows + 0.5
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, height), squeeze=False)
+    diverged = _diverged(out)
+    mesh = None
+    for ax, (label, (image, steps, layers)) in zip(axes.flat, images.items(), strict=False):
         mesh = ax.imshow(
             image, aspect="auto", origin="lower", cmap="viridis", interpolation="nearest",
-            extent=(steps[0], steps[-1], layers[0] - 0.5, layers[-1] + 0.5),
+            extent=(steps[0], steps[-1], layers[0] - 0.5, layers[-1] + 0.5), vmin=vmin,
+            vmax=vmax,
         )  # fmt: skip
-        fig.colorbar(mesh, ax=ax, label="log10 |dL/dh|")
-        ax.set_title(label, fontsize=8)
+        if label in diverged:  # blank after a divergence: say why
+            ax.set_title(f"{label}\ndiverged {diverged[label]}", fontsize=8, color="tab:red")
+            if not np.isfinite(image[:, len(steps) // 2 :]).any():
+                ax.text(0.5, 0.5, "diverged", transform=ax.transAxes, ha="center",
+                        va="center", color="tab:red")  # fmt: skip
+        else:
+            ax.set_title(label, fontsize=8)
         ax.set_xlabel("step", fontsize=8)
         ax.set_ylabel("layer", fontsize=8)
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
-    fig.tight_layout()
+    fig.suptitle(f"log10 |dL/dh| (geometric mean over seeds); {title}", fontsize=9)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.4 / height))  # room for the title
+    if mesh is not None:
+        fig.colorbar(mesh, ax=axes, label="log10 |dL/dh| (one scale for every panel)")
     _save(fig, out / "heatmaps.png")
 
 
-def plot_loss_curves(out: Path) -> None:
+def plot_loss_curves(out: Path, title: str = "") -> None:
     curves = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
-    for row in recording.read_csv(out / "metrics.csv"):
+    for row in recording.read_csv(out / records.METRICS.file):
         for metric in ("train_loss", "test_accuracy"):
             curves[metric][row["config"]][int(row["step"])].append(_float(row[metric]))
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     labels = list(curves["train_loss"])
     styles = _styles(labels)
+    diverged_steps = _diverged_steps(out)
     for label in labels:
-        style = dict(styles[label], marker=None)  # markers only clutter a curve over steps
+        style = dict(styles[label], markevery=0.2, ms=4, mfc="none")  # a few markers each
         for ax, metric in zip(axes, ("train_loss", "test_accuracy"), strict=True):
             by_step = curves[metric][label]
             steps = sorted(by_step)
             values = [np.nanmedian(by_step[s]) if np.isfinite(by_step[s]).any() else np.nan
                       for s in steps]  # fmt: skip
             ax.plot(steps, values, lw=1.2, label=label, **style)
+            # A cross in the configuration's colour at each divergence, on the curve's last
+            # value before it (the curve of a seed ends there).
+            for step in diverged_steps.get(label, ()):
+                before = [v for s, v in zip(steps, values, strict=True) if s <= step]
+                finite = [v for v in before if np.isfinite(v)]
+                if finite:
+                    ax.plot(step, finite[-1], "X", ms=8, color=style["color"], mec="k", mew=0.5)
     axes[0].set_ylabel("train loss (median over seeds)")
     axes[0].set_yscale("log")
     axes[1].set_ylabel("test accuracy (median over seeds)")
     for ax in axes:
         ax.set_xlabel("step")
         ax.grid(True, alpha=0.3)
-    axes[1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    # A diverged seed has no curve after it (NaN): the legend says so.
+    diverged = _diverged(out)
+    handles, names = axes[1].get_legend_handles_labels()
+    names = [n + (f" — diverged {diverged[n]}" if n in diverged else "") for n in names]
+    axes[1].legend(handles, names, fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    fig.suptitle(f"{title}; X: a seed diverged (its curve ends)" if diverged else title,
+                 fontsize=9)  # fmt: skip
     _save(fig, out / "loss_curves.png")
 
 
-def plot_meanfield(out: Path, grid) -> None:
+def _diverged_steps(out: Path) -> dict[str, list[int]]:
+    """config -> the training steps at which its seeds diverged (one per diverged seed)."""
+    columns = recording.read_columns(out / records.METRICS.file)
+    bad = columns["diverged"] == "1"
+    steps = defaultdict(set)
+    labels, at = columns["config"][bad].tolist(), columns["diverged_step"][bad].astype(int)
+    for label, step in zip(labels, at.tolist(), strict=True):
+        steps[label].add(step)
+    return {label: sorted(found) for label, found in steps.items()}
+
+
+def _diverged(out: Path) -> dict[str, str]:
+    """config -> "k/n seeds" for the configurations with a diverged seed."""
+    columns = recording.read_columns(out / records.METRICS.file)
+    result = {}
+    for label in dict.fromkeys(columns["config"].tolist()):
+        here = columns["config"] == label
+        seeds = set(columns["seed"][here].tolist())
+        bad = set(columns["seed"][here & (columns["diverged"] == "1")].tolist())
+        if bad:
+            result[label] = f"{len(bad)}/{len(seeds)} seeds"
+    return result
+
+
+def plot_meanfield(out: Path, grid, title: str = "") -> None:
     path = out / "meanfield.csv"
     predictions = recording.read_csv(path) if path.exists() else []
     fig, ax = plt.subplots(figsize=(6.5, 5))
@@ -171,8 +246,8 @@ def plot_meanfield(out: Path, grid) -> None:
         xs, ys = [], []
         for layer, prediction in sorted(predicted.items()):
             here, above = (
-                _log_mean(cells.get((0, layer), [])),
-                _log_mean(cells.get((0, layer + 1), [])),
+                stats.geometric_mean(cells.get((0, layer), [])),
+                stats.geometric_mean(cells.get((0, layer + 1), [])),
             )
             if here > 0 and above > 0:
                 xs.append(prediction)
@@ -194,7 +269,7 @@ def plot_meanfield(out: Path, grid) -> None:
                 ha="center", va="center", transform=ax.transAxes)  # fmt: skip
     ax.set_xlabel("predicted 0.5 log chi(q^l)")
     ax.set_ylabel("measured log(|dL/dh^l| / |dL/dh^(l+1)|) at step 0")
-    ax.set_title("per-layer gradient slope against mean-field theory")
+    ax.set_title(f"per-layer gradient slope against mean-field theory\n{title}", fontsize=9)
     ax.grid(True, alpha=0.3)
     _save(fig, out / "meanfield_slopes.png")
 
@@ -203,9 +278,10 @@ def plot_all(out: str | Path) -> list[Path]:
     """Draws every figure from the tables in ``out``; returns their paths."""
     out = Path(out)
     grid = _grid(out)
-    plot_by_layer(out, grid)
-    plot_heatmaps(out, grid)
-    plot_loss_curves(out)
-    plot_meanfield(out, grid)
+    title = _describe(out)
+    plot_by_layer(out, grid, title)
+    plot_heatmaps(out, grid, title)
+    plot_loss_curves(out, title)
+    plot_meanfield(out, grid, title)
     names = ("preact_grad_by_layer", "heatmaps", "loss_curves", "meanfield_slopes")
     return [out / f"{name}.png" for name in names]

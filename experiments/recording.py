@@ -1,71 +1,24 @@
-"""Recording: underflow-safe norms, tidy tables, atomic writes and resumable runs.
+"""Recording: tidy tables, atomic writes and resumable runs.
 
 Each finished configuration is written to ``OUT/runs/<label>-<hash>/`` (its
 tables, then ``done.json`` last, each file atomically), so a re-run skips it and
 an interrupted sweep loses at most the configuration in flight. The top-level
 tables are the concatenation of the sweep's runs, rewritten at the end.
-
->>> import jax.numpy as jnp
->>> float(safe_norm(jnp.full((4,), 1e-25, jnp.float32)))  # a plain sum of squares gives 0
-2e-25
 """
 
 import csv
 import io
+import itertools
 import json
 import os
-import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
-GRADIENT_FIELDS = (
-    "config", "activation", "init", "norm", "residual", "init_scale", "clip", "depth", "width",
-    "seed", "step", "layer", "kind", "weight_grad_norm", "preact_grad_norm", "act_mean",
-    "act_std", "saturated_fraction",
-)  # fmt: skip
-METRIC_FIELDS = (
-    "config", "activation", "init", "norm", "residual", "init_scale", "clip", "seed", "step",
-    "train_loss", "train_accuracy", "test_loss", "test_accuracy", "probe_loss", "diverged",
-    "diverged_step",
-)  # fmt: skip
-MEANFIELD_FIELDS = ("config", "activation", "init", "layer", "q", "chi", "predicted_log_ratio")
-
-
-def safe_norm(x: jax.Array) -> jax.Array:
-    """Frobenius norm in float32 that neither underflows nor overflows.
-
-    The entries are divided by the largest magnitude before squaring, so norms of
-    1e-25 (real at depth 32 with sigmoid) or 1e25 come out right where a plain
-    sum of squares returns 0 or inf.
-    """
-    x = jnp.asarray(x).astype(jnp.float32)
-    largest = jnp.max(jnp.abs(x))
-    divisor = jnp.where(largest > 0, largest, jnp.float32(1.0))
-    return largest * jnp.sqrt(jnp.sum(jnp.square(x / divisor)))
-
-
-# --- atomic files ----------------------------------------------------------------
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Writes ``text`` to a temporary file beside ``path``, then renames it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # A unique name opened with "x" (not mkstemp, which makes 0600): the file gets the
-    # mode the umask gives any other file.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(tmp, "x", newline="") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+from experiments import records
+from experiments.atomic_files import atomic_write_text
 
 
 def _cell(value: Any) -> Any:
@@ -81,7 +34,9 @@ def write_csv(
 ) -> None:
     """Writes a tidy table atomically (floats to 9 significant digits, NaN as ``nan``)."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(fields), extrasaction="ignore")
+    writer = csv.DictWriter(
+        buffer, fieldnames=list(fields), extrasaction="ignore", lineterminator="\n"
+    )
     writer.writeheader()
     for row in rows:
         writer.writerow({k: _cell(v) for k, v in row.items()})
@@ -101,59 +56,57 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
 # --- one configuration's tables ------------------------------------------------------
 
 
-def tidy_rows(
+def _texts(values: Any) -> list[str] | str:
+    """A column as CSV cells (a scalar as one cell)."""
+    array = np.asarray(values)
+    if array.ndim == 0:
+        return str(_cell(array.item()))
+    if array.dtype.kind == "f":
+        return [format(v, ".9g") for v in array.tolist()]
+    if array.dtype.kind == "b":
+        return [str(int(v)) for v in array.tolist()]
+    return [str(v) for v in array.tolist()]
+
+
+def write_columns(
+    path: str | os.PathLike, fields: Sequence[str], columns: Mapping[str, Any]
+) -> None:
+    """Writes a tidy table given as columns (scalars repeat on every row), atomically.
+
+    Floats are written to 9 significant digits (NaN as ``nan``), booleans as 0/1; the same
+    cells as :func:`write_csv`, much faster for long tables.
+    """
+    cells = [_texts(columns[f]) for f in fields]
+    lengths = {len(c) for c in cells if isinstance(c, list)}
+    if len(lengths) > 1:
+        raise ValueError(f"columns of different lengths {sorted(lengths)} for {path}")
+    n = lengths.pop() if lengths else 1
+    # Scalar columns become one repeated cell; a run of them at the front, one prefix.
+    rows = zip(*[c if isinstance(c, list) else itertools.repeat(c, n) for c in cells], strict=False)
+    body = "\n".join(map(",".join, rows))
+    atomic_write_text(path, ",".join(fields) + "\n" + (body + "\n" if body else ""))
+
+
+def write_tables(
+    directory: Path,
     identity: Mapping[str, Any],
     seeds: Sequence[int],
-    steps: Sequence[int],
+    schedule: Any,
     outputs: Mapping[str, np.ndarray],
-) -> tuple[list[dict], list[dict]]:
-    """Gradient and metric rows from one configuration's training outputs.
+) -> None:
+    """Writes every table of :data:`experiments.records.TABLES` for one configuration.
 
     Args:
-        identity: the columns naming the configuration (config label, activation, ...).
+        directory: the run's folder.
+        identity: the identity columns' values.
         seeds: the seeds, in the order of the outputs' first axis.
-        steps: the recorded steps, in the order of the outputs' second axis.
-        outputs: arrays from :func:`experiments.train.train_seeds` as numpy.
-
-    Returns:
-        (gradient rows, one per seed, step and layer; metric rows, one per seed and step).
+        schedule: the configuration's :class:`experiments.train.Schedule` (its steps).
+        outputs: the training program's arrays as numpy.
     """
-    gradient_rows, metric_rows = [], []
-    depth = outputs["act_mean"].shape[-1]
-    for s, seed in enumerate(seeds):
-        flags = outputs["diverged"][s]
-        diverged_step = int(outputs["diverged_step"][s][flags].min()) if flags.any() else ""
-        for r, step in enumerate(steps):
-            base = {**identity, "seed": int(seed), "step": int(step)}
-            for layer in range(depth + 1):
-                hidden = layer < depth
-                gradient_rows.append(
-                    {
-                        **base,
-                        "layer": layer,
-                        "kind": "hidden" if hidden else "readout",
-                        "weight_grad_norm": float(outputs["weight_grad_norm"][s, r, layer]),
-                        "preact_grad_norm": float(outputs["preact_grad_norm"][s, r, layer]),
-                        "act_mean": float(outputs["act_mean"][s, r, layer]) if hidden else "",
-                        "act_std": float(outputs["act_std"][s, r, layer]) if hidden else "",
-                        "saturated_fraction": (
-                            float(outputs["saturated"][s, r, layer]) if hidden else ""
-                        ),
-                    }
-                )
-            metric_rows.append(
-                {
-                    **base,
-                    "train_loss": float(outputs["train_loss"][s, r]),
-                    "train_accuracy": float(outputs["train_accuracy"][s, r]),
-                    "test_loss": float(outputs["test_loss"][s, r]),
-                    "test_accuracy": float(outputs["test_accuracy"][s, r]),
-                    "probe_loss": float(outputs["probe_loss"][s, r]),
-                    "diverged": bool(flags[r]),
-                    "diverged_step": diverged_step,
-                }
-            )
-    return gradient_rows, metric_rows
+    steps = {"log": schedule.log_steps(), "eval": schedule.eval_steps()}
+    for table in records.TABLES:
+        cols = records.columns(table, identity, seeds, steps[table.steps], outputs)
+        write_columns(directory / table.file, table.columns, cols)
 
 
 # --- resumable runs -----------------------------------------------------------------
@@ -180,28 +133,39 @@ def save_run(
     directory: Path,
     key: str,
     config: Mapping[str, Any],
-    gradient_rows: list[dict],
-    metric_rows: list[dict],
+    write: Callable[[Path], None],
     meanfield_rows: list[dict],
     seconds: float,
 ) -> None:
-    """Writes one configuration's tables, then its ``done.json`` marker (last, so a crash
-    before it leaves the run to be recomputed)."""
-    write_csv(directory / "gradient_norms.csv", GRADIENT_FIELDS, gradient_rows)
-    write_csv(directory / "metrics.csv", METRIC_FIELDS, metric_rows)
-    write_csv(directory / "meanfield.csv", MEANFIELD_FIELDS, meanfield_rows)
+    """Writes one configuration's tables (``write(directory)``, then the mean-field rows),
+    then its ``done.json`` marker (last, so a crash before it leaves the run to be
+    recomputed)."""
+    write(directory)
+    write_csv(directory / "meanfield.csv", records.MEANFIELD_COLUMNS, meanfield_rows)
     write_json(directory / "done.json", {"key": key, "config": config, "seconds": seconds})
 
 
 def collect(out: str | os.PathLike, directories: Sequence[Path]) -> None:
-    """Concatenates the runs' tables into ``OUT/gradient_norms.csv``, ``metrics.csv`` and
-    ``meanfield.csv``."""
-    for name, fields in (
-        ("gradient_norms.csv", GRADIENT_FIELDS),
-        ("metrics.csv", METRIC_FIELDS),
-        ("meanfield.csv", MEANFIELD_FIELDS),
-    ):
-        rows = []
+    """Concatenates the runs' tables (:data:`experiments.records.TABLES` and
+    ``meanfield.csv``) into ``OUT``."""
+    tables = [(t.file, t.columns) for t in records.TABLES]
+    for name, fields in [*tables, ("meanfield.csv", records.MEANFIELD_COLUMNS)]:
+        parts = [",".join(fields) + "\n"]
         for directory in directories:
-            rows.extend(read_csv(directory / name))
-        write_csv(Path(out) / name, fields, rows)
+            header, _, body = (directory / name).read_text().partition("\n")
+            if header.rstrip("\r").split(",") != list(fields):
+                raise ValueError(f"{directory / name} has other columns than {name}: re-run it")
+            parts.append(body)
+        atomic_write_text(Path(out) / name, "".join(parts))
+
+
+def read_columns(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """A CSV table as columns of strings (convert with ``.astype(float)`` and the like)."""
+    with open(path, newline="") as f:
+        reader = csv.reader(f)
+        header = next(reader)
+        rows = list(reader)
+    if not rows:
+        return {name: np.empty(0, dtype=str) for name in header}
+    table = np.asarray(rows, dtype=str)
+    return {name: table[:, i] for i, name in enumerate(header)}

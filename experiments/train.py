@@ -1,26 +1,40 @@
-"""One compiled training program per configuration: seeds batched by vmap, steps in lax.scan.
+"""One compiled training program per model: configurations and seeds batched, steps scanned.
 
-:func:`train_seeds` is the fast path: it vmaps the whole run (initialisation,
-every optimiser step and every measurement) over the seeds and, when several
-devices are present, shards the seed axis across them. :func:`train_one` runs
-a single seed through the same program without the batching (for comparison).
+A :class:`Config` is four parts: the :class:`Model` (activation, depth, width,
+norm, ...), the :class:`Init`, the :class:`Optimizer` and the :class:`Schedule`.
+The compiled program depends only on :meth:`Config.program` (the model, the
+optimiser's rule and the schedule); every number that can be an argument is
+one (the initialisation's scales, learning rate, clip threshold, weight decay,
+the seeds), so the configurations of one model share a compilation, and
+:func:`train_configs` runs all of them in one call (vmap over configurations
+and over seeds).
 
-Recorded at step 0 (before any update) and every ``log_every`` steps (and at
-the last step), on a fixed probe batch per seed: per layer the norm of the
-kernel gradient and of ``dLoss/dh`` (h the layer's pre-activation, summed over
-the batch), the mean and standard deviation of the activations and the
-fraction of saturated units (local slope ``|phi'(h)| < 0.01``); loss and
-accuracy on the whole train and test sets. A step whose training loss is NaN
-or infinite marks the seed as diverged; its parameters stop changing and its
-later records are NaN.
+What the program records (:mod:`experiments.records` names every output):
+
+- at every ``log_every``-th training step (and the last), from that step's own
+  backward pass on its training batch: per layer the norm of the kernel gradient
+  and of ``dLoss/dh`` (``h`` the layer's pre-activation; a zero perturbation
+  added to ``h`` has ``dLoss/dh`` as its gradient), and the batch loss;
+- every ``eval_every`` steps (and after the last), on a fixed probe batch per
+  seed: the activations' mean and standard deviation and the fraction of
+  saturated units (local slope ``|phi'(h)| < 0.01``) per layer; loss and
+  accuracy on the whole train and test sets.
+
+A step whose training loss is NaN or infinite marks the seed as diverged: its
+parameters stop changing and its later records are NaN.
 """
 
+import concurrent.futures
 import dataclasses
 import functools
 import hashlib
 import json
 import math
-from typing import Any
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -33,56 +47,50 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 import jaxact
 from experiments import data as data_lib
 from experiments import model as model_lib
-from experiments.recording import safe_norm
+from experiments.numerics import safe_norm
 
 OPTIMIZERS = ("sgd", "momentum", "adam")
 DTYPES = ("float32", "bfloat16", "float16")
 SATURATION_SLOPE = 1e-2
+# Evaluations per run when ``eval_every`` is left at 0.
+EVALUATIONS = 20
+# XLA's CPU backend at optimisation level 1 compiles the training program 2-3x faster
+# than at its default (2), and runs it as fast (measured in experiments.benchmark
+# --main-job). Given per program, so the tests and every user compile the same code.
+COMPILER_OPTIONS = {"xla_backend_optimization_level": 1}
+
+
+# --- configuration --------------------------------------------------------------------
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
-    """One training configuration (hashable: it keys the compiled program and the results).
+class Model:
+    """The network: what the compiled program is built for.
 
     Attributes:
         activation: canonical jaxact name.
         activation_params: the activation's hyperparameters as sorted (name, value) pairs.
-        init: ``lecun``, ``he``, ``xavier`` or ``critical``.
-        init_scale: multiplies the kernels' standard deviation.
-        sigma_b: bias standard deviation of the critical initialisation (else biases are 0).
         depth: hidden layers.
         width: units per hidden layer.
         norm: ``none``, ``batch`` or ``layer``.
         residual: residual connections between hidden layers.
         dtype: computation dtype.
-        optimizer: ``sgd``, ``momentum`` (0.9) or ``adam``.
-        lr: learning rate.
-        clip: ``clip_by_global_norm`` threshold, 0 for none.
-        weight_decay: decoupled weight decay (added to the update), 0 for none.
-        steps: optimiser steps.
-        batch_size: examples per step (and in the probe batch).
-        log_every: steps between records.
-        dataset: ``digits``, ``spirals`` or ``teacher``.
+        dataset: ``digits``, ``spirals`` or ``teacher`` (fixes the input and output widths).
+        input_norm: ``none`` (the inputs as loaded) or ``unit`` (every example rescaled to
+            the squared length ``q0`` per feature; see :func:`experiments.data.unit_length`).
+        q0: the inputs' squared length per feature under ``input_norm="unit"``.
     """
 
     activation: str = "tanh"
     activation_params: tuple[tuple[str, Any], ...] = ()
-    init: str = "xavier"
-    init_scale: float = 1.0
-    sigma_b: float = 0.0
     depth: int = 16
     width: int = 64
     norm: str = "none"
     residual: bool = False
     dtype: str = "float32"
-    optimizer: str = "sgd"
-    lr: float = 0.05
-    clip: float = 0.0
-    weight_decay: float = 0.0
-    steps: int = 500
-    batch_size: int = 64
-    log_every: int = 50
     dataset: str = "digits"
+    input_norm: str = "none"
+    q0: float = 1.0
 
     @property
     def params(self) -> dict[str, Any]:
@@ -94,23 +102,157 @@ class Config:
         args = ",".join(f"{k}={v}" for k, v in self.activation_params)
         return f"{self.activation}:{args}" if args else self.activation
 
+
+@dataclasses.dataclass(frozen=True)
+class Init:
+    """The initialisation (arguments of the program, not part of it).
+
+    Attributes:
+        init: ``lecun``, ``he``, ``xavier`` or ``critical``.
+        init_scale: multiplies the kernels' standard deviation.
+        sigma_b: bias standard deviation of the critical initialisation (else biases are 0).
+    """
+
+    init: str = "xavier"
+    init_scale: float = 1.0
+    sigma_b: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Optimizer:
+    """The optimiser: the rule is part of the program, the numbers are its arguments.
+
+    Attributes:
+        optimizer: ``sgd``, ``momentum`` (0.9) or ``adam``.
+        lr: learning rate.
+        clip: ``clip_by_global_norm`` threshold, 0 for none.
+        weight_decay: weight decay added to the gradient before the rule, 0 for none.
+    """
+
+    optimizer: str = "sgd"
+    lr: float = 0.05
+    clip: float = 0.0
+    weight_decay: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Schedule:
+    """How long and how often (part of the program).
+
+    Attributes:
+        steps: optimiser steps.
+        batch_size: examples per step (and in the probe batch).
+        log_every: steps between gradient records (1: every step).
+        eval_every: steps between evaluations; 0 for ``steps // 20`` (at least 1).
+    """
+
+    steps: int = 500
+    batch_size: int = 64
+    log_every: int = 1
+    eval_every: int = 0
+
+    @property
+    def eval_interval(self) -> int:
+        return self.eval_every or max(1, self.steps // EVALUATIONS)
+
+    def log_steps(self) -> list[int]:
+        """The training steps whose gradients are recorded: every ``log_every``, and the last."""
+        steps = list(range(0, self.steps, self.log_every))
+        if steps[-1] != self.steps - 1:
+            steps.append(self.steps - 1)
+        return steps
+
+    def eval_steps(self) -> list[int]:
+        """The steps (updates done) at which the program evaluates: 0, every ``eval_every``,
+        and the end."""
+        steps = list(range(0, self.steps + 1, self.eval_interval))
+        if steps[-1] != self.steps:
+            steps.append(self.steps)
+        return steps
+
+
+@dataclasses.dataclass(frozen=True)
+class Program:
+    """What one compiled program is built for: the configurations that share it differ only
+    in their :class:`Init` and the numbers of their :class:`Optimizer`."""
+
+    model: Model
+    optimizer: str
+    schedule: Schedule
+
+
+_PARTS = {
+    "model": Model,
+    "initialisation": Init,
+    "optimiser": Optimizer,
+    "schedule": Schedule,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """One training configuration (hashable: it keys the results).
+
+    Build one from flat settings with :meth:`create`; ``config.depth`` and the like
+    read through to the part that holds them.
+    """
+
+    model: Model = Model()
+    initialisation: Init = Init()
+    optimiser: Optimizer = Optimizer()
+    schedule: Schedule = Schedule()
+
+    @classmethod
+    def create(cls, **settings: Any) -> "Config":
+        """A configuration from flat settings (any field of the four parts).
+
+        Raises:
+            ValueError: for a setting no part has.
+        """
+        if isinstance(settings.get("activation_params"), dict):
+            settings["activation_params"] = tuple(sorted(settings["activation_params"].items()))
+        parts = {}
+        for part, kind in _PARTS.items():
+            names = {f.name for f in dataclasses.fields(kind)}
+            parts[part] = kind(**{k: settings.pop(k) for k in list(settings) if k in names})
+        if settings:
+            raise ValueError(f"unknown settings {sorted(settings)}; known: {sorted(field_names())}")
+        return cls(**parts)
+
+    def replace(self, **settings: Any) -> "Config":
+        """A copy with some flat settings changed."""
+        return Config.create(**{**self.to_dict(), **settings})
+
+    def __getattr__(self, name: str) -> Any:
+        # Flat read access: config.depth is config.model.depth, config.lr config.optimizer.lr.
+        if name.startswith("__"):
+            raise AttributeError(name)
+        for part in _PARTS:
+            value = object.__getattribute__(self, part)
+            if name in {f.name for f in dataclasses.fields(value)} or hasattr(type(value), name):
+                return getattr(value, name)
+        raise AttributeError(f"Config has no setting {name!r}")
+
     @property
     def label(self) -> str:
         """A short name for plots and tables: activation/init plus what is not the default."""
-        parts = [self.activation_spec, self.init]
-        if self.init_scale != 1.0:
-            parts.append(f"x{self.init_scale:g}")
-        if self.norm != "none":
-            parts.append(f"{self.norm}norm")
-        if self.residual:
+        parts = [self.model.activation_spec, self.initialisation.init]
+        if self.initialisation.init_scale != 1.0:
+            parts.append(f"x{self.initialisation.init_scale:g}")
+        if self.model.norm != "none":
+            parts.append(f"{self.model.norm}norm")
+        if self.model.residual:
             parts.append("residual")
-        if self.clip:
-            parts.append(f"clip{self.clip:g}")
+        if self.optimiser.clip:
+            parts.append(f"clip{self.optimiser.clip:g}")
         return "/".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["activation_params"] = dict(self.activation_params)
+        """The flat settings (``activation_params`` as a dict)."""
+        d = {}
+        for part in _PARTS:
+            d.update(dataclasses.asdict(getattr(self, part)))
+        d["activation_params"] = dict(self.model.activation_params)
         return d
 
     def key(self, seeds) -> str:
@@ -118,37 +260,25 @@ class Config:
         text = json.dumps([self.to_dict(), [int(s) for s in seeds]], sort_keys=True, default=str)
         return hashlib.sha1(text.encode()).hexdigest()[:12]
 
-    def program_key(self) -> "Config":
-        """The configuration without its initialisation: configurations with the same
-        program key share one compiled program (the init scales are its arguments)."""
-        return dataclasses.replace(
-            self,
-            init="lecun",
-            init_scale=1.0,
-            sigma_b=0.0,
-            lr=1.0,
-            clip=math.inf if self.clip else 0.0,
-        )
+    def program(self) -> Program:
+        """The compiled program's key: configurations with equal programs share one."""
+        return Program(self.model, self.optimiser.optimizer, self.schedule)
 
-    def scales(self) -> dict[str, jax.Array]:
-        """The initialisation's multipliers (see :func:`experiments.model.layer_scales`)."""
-        data = _dataset(self.dataset)
+    def hyper(self) -> dict[str, jax.Array]:
+        """The program's numeric arguments: the init's scales (see
+        :func:`experiments.model.layer_scales`), learning rate, clip threshold (inf for
+        none) and weight decay."""
+        model, init = self.model, self.initialisation
+        data = _dataset(model.dataset, model.input_norm, model.q0)
         scales = model_lib.layer_scales(
-            self.init, self.activation, self.params, depth=self.depth, width=self.width,
-            input_dim=data.input_dim, num_classes=data.num_classes, sigma_b=self.sigma_b,
-            init_scale=self.init_scale,
+            init.init, model.activation, model.params, depth=model.depth, width=model.width,
+            input_dim=data.input_dim, num_classes=data.num_classes, sigma_b=init.sigma_b,
+            init_scale=init.init_scale,
         )  # fmt: skip
-        # The learning rate and the clip threshold are arguments of the program too.
-        scales["lr"] = self.lr
-        scales["clip"] = self.clip if self.clip else math.inf
-        return {k: jnp.float32(v) for k, v in scales.items()}
-
-    def record_steps(self) -> list[int]:
-        """The steps at which the program records: 0, every ``log_every``, and the last."""
-        steps = list(range(0, self.steps + 1, self.log_every))
-        if steps[-1] != self.steps:
-            steps.append(self.steps)
-        return steps
+        scales["lr"] = self.optimiser.lr
+        scales["clip"] = self.optimiser.clip if self.optimiser.clip else math.inf
+        scales["weight_decay"] = self.optimiser.weight_decay
+        return {k: np.float32(v) for k, v in scales.items()}
 
     def validate(self) -> None:
         """Checks everything that can be checked before compiling.
@@ -156,69 +286,150 @@ class Config:
         Raises:
             ValueError: with a message naming the bad setting.
         """
-        entry = jaxact.info(self.activation)
-        jaxact.registry.check_params(entry.name, self.params)
+        model, init, opt, schedule = (
+            self.model,
+            self.initialisation,
+            self.optimiser,
+            self.schedule,
+        )
+        entry = jaxact.info(model.activation)
+        jaxact.registry.check_params(entry.name, model.params)
         if not entry.elementwise:
             raise ValueError(
                 f"{entry.name} is not elementwise (it mixes units), so it has no per-unit "
                 "slope or mean-field theory; choose an elementwise activation"
             )
-        if "key" in self.params:
+        if "key" in model.params:
             raise ValueError(f"{entry.name}: a random key cannot be given on the command line")
-        for name, low in (("depth", 1), ("width", 1), ("batch_size", 1), ("log_every", 1)):
+        for name, low in (
+            ("depth", 1), ("width", 1), ("batch_size", 1), ("log_every", 1), ("steps", 1),
+            ("eval_every", 0),
+        ):  # fmt: skip
             if getattr(self, name) < low:
                 raise ValueError(f"{name} must be at least {low}, got {getattr(self, name)}")
-        if self.steps < 0:
-            raise ValueError(f"steps must be 0 or more, got {self.steps}")
-        if self.init not in model_lib.INITS:
-            raise ValueError(f"unknown init {self.init!r}; choose from {model_lib.INITS}")
-        if self.norm not in model_lib.NORMS:
-            raise ValueError(f"unknown norm {self.norm!r}; choose from {model_lib.NORMS}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"unknown optimizer {self.optimizer!r}; choose from {OPTIMIZERS}")
-        if self.dtype not in DTYPES:
-            raise ValueError(f"unknown dtype {self.dtype!r}; choose from {DTYPES}")
-        if self.dataset not in data_lib.NAMES:
-            raise ValueError(f"unknown dataset {self.dataset!r}; choose from {data_lib.NAMES}")
-        for name in ("lr", "clip", "weight_decay", "sigma_b", "init_scale"):
+        for name, value, choices in (
+            ("init", init.init, model_lib.INITS),
+            ("norm", model.norm, model_lib.NORMS),
+            ("optimizer", opt.optimizer, OPTIMIZERS),
+            ("dtype", model.dtype, DTYPES),
+            ("dataset", model.dataset, data_lib.NAMES),
+            ("input norm", model.input_norm, data_lib.INPUT_NORMS),
+        ):
+            if value not in choices:
+                raise ValueError(f"unknown {name} {value!r}; choose from {choices}")
+        for name in ("lr", "clip", "weight_decay", "sigma_b", "init_scale", "q0"):
             value = getattr(self, name)
             if not np.isfinite(value) or value < 0:
                 raise ValueError(f"{name} must be finite and non-negative, got {value}")
-        if self.lr == 0 or self.init_scale == 0:
-            raise ValueError("lr and init_scale must be positive")
-        if self.norm == "batch" and self.batch_size < 2:
+        if opt.lr == 0 or init.init_scale == 0 or model.q0 == 0:
+            raise ValueError("lr, init_scale and q0 must be positive")
+        if model.norm == "batch" and schedule.batch_size < 2:
             raise ValueError("BatchNorm needs batch_size >= 2")
-        if self.init == "critical":
+        if init.init == "critical":
             try:
-                self.scales()
+                self.hyper()
             except ValueError as e:
-                raise ValueError(f"critical init for {self.activation_spec}: {e}") from e
+                raise ValueError(f"critical init for {model.activation_spec}: {e}") from e
+
+
+def field_names() -> list[str]:
+    """Every flat setting of a :class:`Config`."""
+    return [f.name for kind in _PARTS.values() for f in dataclasses.fields(kind)]
+
+
+def defaults() -> dict[str, Any]:
+    """The flat settings of ``Config()``: the one source of the defaults."""
+    return Config().to_dict()
 
 
 def benchmark_config() -> Config:
     """A small configuration for the vmap-against-loop benchmark."""
-    return Config(activation="tanh", init="xavier", depth=8, width=32, steps=100, log_every=25)
+    return Config.create(
+        activation="tanh", init="xavier", depth=8, width=32, steps=100, log_every=1, eval_every=25
+    )
 
 
-def make_optimizer(config: Config, lr=None, clip=None) -> optax.GradientTransformation:
-    """The optimiser chain: optional global-norm clipping, optional weight decay, the rule.
+# --- the compilation cache ----------------------------------------------------------
 
-    ``lr`` and ``clip`` (traced values inside the program) default to the config's.
+
+def default_cache_dir() -> Path:
+    """``$JAXACT_CACHE_DIR``, else ``$XDG_CACHE_HOME/jaxact/xla`` (``~/.cache/jaxact/xla``)."""
+    if os.environ.get("JAXACT_CACHE_DIR"):
+        return Path(os.environ["JAXACT_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "jaxact" / "xla"
+
+
+def enable_compilation_cache(directory: str | os.PathLike | None = None) -> Path | None:
+    """Keeps compiled programs on disk (JAX's persistent compilation cache), so that a re-run,
+    a resumed sweep or the test suite loads them instead of compiling again.
+
+    Args:
+        directory: where; default :func:`default_cache_dir`. ``"none"`` or ``""`` turns it off.
+
+    Returns:
+        The directory in use, or None when off (or when it cannot be created).
     """
-    lr = config.lr if lr is None else lr
-    clip = config.clip if clip is None else clip
-    rule = {
+    if directory is not None and str(directory).lower() in ("", "none", "off"):
+        jax.config.update("jax_enable_compilation_cache", False)
+        return None
+    path = Path(directory) if directory is not None else default_cache_dir()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    jax.config.update("jax_enable_compilation_cache", True)
+    jax.config.update("jax_compilation_cache_dir", str(path))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    jax.config.update("jax_compilation_cache_max_size", 1 << 30)  # least recently used go
+    return path
+
+
+# --- the program ----------------------------------------------------------------------
+
+
+class TrainState(NamedTuple):
+    """One seed's training state; ``diverged_step`` is -1 until the loss goes non-finite."""
+
+    params: Any
+    batch_stats: Any
+    opt_state: Any
+    diverged_step: jax.Array
+
+
+@functools.lru_cache(maxsize=8)
+def _dataset(name: str, input_norm: str = "none", q0: float = 1.0) -> data_lib.Dataset:
+    return data_lib.load(name, input_norm=input_norm, q0=q0)
+
+
+@functools.lru_cache(maxsize=32)
+def build_model(model: Model) -> model_lib.MLP:
+    """The Flax MLP of a :class:`Model`."""
+    return model_lib.build(
+        activation=model.activation, params=model.params, depth=model.depth, width=model.width,
+        num_classes=_dataset(model.dataset, model.input_norm, model.q0).num_classes,
+        norm=model.norm,
+        residual=model.residual, dtype=model.dtype,
+    )  # fmt: skip
+
+
+def make_optimizer(rule: str, hyper: dict[str, Any]) -> optax.GradientTransformation:
+    """Global-norm clipping (``hyper["clip"]``, inf for none), weight decay, then the rule.
+
+    The numbers are traced values inside the program: one compilation serves them all.
+    """
+    lr = hyper["lr"]
+    update = {
         "sgd": lambda: optax.sgd(lr),
         "momentum": lambda: optax.sgd(lr, momentum=0.9),
         "adam": lambda: optax.adam(lr),
-    }[config.optimizer]()
-    chain = []
-    if config.clip > 0:
-        chain.append(optax.clip_by_global_norm(clip))
-    if config.weight_decay > 0:
-        chain.append(optax.add_decayed_weights(config.weight_decay))
-    chain.append(rule)
-    return optax.chain(*chain)
+    }[rule]()
+    return optax.chain(
+        optax.clip_by_global_norm(hyper["clip"]),
+        optax.add_decayed_weights(hyper["weight_decay"]),
+        update,
+    )
 
 
 def _cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
@@ -231,234 +442,358 @@ def _accuracy(logits: jax.Array, labels: jax.Array) -> jax.Array:
     return jnp.mean((jnp.argmax(logits, axis=-1) == labels).astype(jnp.float32))
 
 
-@functools.lru_cache(maxsize=8)
-def _dataset(name: str) -> data_lib.Dataset:
-    return data_lib.load(name)
+def _per_layer(tree: Any, first, stacked, last=None) -> jax.Array:
+    """One value per layer: layer 0, the scanned layers (leading axis), then the read-out."""
+    parts = [first(tree["layer_0"])[None]]
+    if "layers" in tree:
+        parts.append(stacked(tree["layers"]))
+    if last is not None:
+        parts.append(last(tree)[None])
+    return jnp.concatenate(parts)
 
 
-def make_run(config: Config):
-    """The whole training run of one seed as a pure function ``(seed, arrays, scales) -> records``.
+def init_state(program: Program, key: jax.Array, hyper: dict, data: dict) -> TrainState:
+    """Unit-variance parameters scaled by the init's multipliers; the optimiser's state."""
+    mlp = build_model(program.model)
+    variables = mlp.init(key, data["x_train"][:1], train=False)
+    params = model_lib.scale_parameters(variables["params"], hyper)
+    opt_state = make_optimizer(program.optimizer, hyper).init(params)
+    return TrainState(params, variables.get("batch_stats", {}), opt_state, jnp.int32(-1))
 
-    ``arrays`` is :func:`dataset_arrays`, ``scales`` is ``config.scales()`` (the
-    initialisation; the program itself depends only on ``config.program_key()``).
 
-    Records are a dict of arrays with a leading axis over the recorded steps
-    (``config.record_steps()``); per-layer ones have ``depth + 1`` columns (the
-    read-out last) for gradient norms and ``depth`` for activation statistics;
-    ``diverged`` flags the records after the loss went non-finite and ``diverged_step``
-    holds the training step at which it did (-1 before).
+def _zero_perturbations(mlp: model_lib.MLP, x: jax.Array) -> Any:
+    shapes = jax.eval_shape(lambda: mlp.init(jax.random.key(0), x, train=False)["perturbations"])
+    return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+
+
+def _gradient_norms(grads: Any, preact_grads: Any) -> dict[str, jax.Array]:
+    return {
+        "weight_grad_norm": _per_layer(
+            grads,
+            lambda t: safe_norm(t["dense"]["kernel"]),
+            lambda t: jax.vmap(safe_norm)(t["dense"]["kernel"]),
+            lambda t: safe_norm(t["readout"]["kernel"]),
+        ),
+        "preact_grad_norm": _per_layer(
+            preact_grads,
+            lambda t: safe_norm(t["preact"]),
+            lambda t: jax.vmap(safe_norm)(t["preact"]),
+            lambda t: safe_norm(t["logits"]),
+        ),
+    }
+
+
+def train_step(
+    program: Program,
+    state: TrainState,
+    step: jax.Array,
+    key: jax.Array,
+    hyper: dict,
+    data: dict,
+    *,
+    record: jax.Array | bool = True,
+) -> tuple[TrainState, dict[str, jax.Array]]:
+    """One optimiser step on a random batch; records the step's own per-layer gradient norms.
+
+    ``dLoss/dh`` comes from the same backward pass as the parameter gradient: the model adds
+    a zero perturbation to every pre-activation, and its gradient is ``dLoss/dh``. Norms are
+    computed only where ``record`` is true (NaN elsewhere).
     """
-    data = _dataset(config.dataset)
-    activation = jaxact.get(config.activation, **config.params)
-    mlp = model_lib.build(
-        activation=config.activation,
-        params=config.params,
-        depth=config.depth,
-        width=config.width,
-        num_classes=data.num_classes,
-        norm=config.norm,
-        residual=config.residual,
-        dtype=config.dtype,
+    mlp = build_model(program.model)
+    x_train, y_train = data["x_train"], data["y_train"]
+    idx = jax.random.randint(
+        jax.random.fold_in(key, step), (program.schedule.batch_size,), 0, x_train.shape[0]
     )
-    n_train = data.x_train.shape[0]
-    batch = config.batch_size
-    probe_size = min(batch, n_train)
-    depth = config.depth
+    x, y = x_train[idx], y_train[idx]
+
+    def loss_fn(params, perturbations):
+        variables = {"params": params, "perturbations": perturbations}
+        if program.model.norm == "batch":
+            variables["batch_stats"] = state.batch_stats
+            logits, updates = mlp.apply(variables, x, train=True, mutable=["batch_stats"])
+            return _cross_entropy(logits, y), updates["batch_stats"]
+        return _cross_entropy(mlp.apply(variables, x, train=True), y), state.batch_stats
+
+    (loss, batch_stats), (grads, preact_grads) = jax.value_and_grad(
+        loss_fn, argnums=(0, 1), has_aux=True
+    )(state.params, _zero_perturbations(mlp, x))
+    tx = make_optimizer(program.optimizer, hyper)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    newly = (state.diverged_step < 0) & ~jnp.isfinite(loss)
+    diverged_step = jnp.where(newly, step, state.diverged_step)
+    # A diverged seed keeps its parameters: no NaN arithmetic for the rest of the run.
+    keep = diverged_step >= 0
+    new = (params, batch_stats, opt_state)
+    old = (state.params, state.batch_stats, state.opt_state)
+    params, batch_stats, opt_state = jax.tree.map(lambda o, n: jnp.where(keep, o, n), old, new)
+
+    def norms():
+        return _gradient_norms(grads, preact_grads)
+
+    if isinstance(record, bool) and record:
+        records = norms()
+    else:
+        blank = jax.tree.map(lambda s: jnp.full(s.shape, jnp.nan, s.dtype), jax.eval_shape(norms))
+        records = lax.cond(record, norms, lambda: blank)
+    records["batch_loss"] = loss
     nan = jnp.float32(jnp.nan)
+    records = {k: jnp.where(keep, nan, v.astype(jnp.float32)) for k, v in records.items()}
+    return TrainState(params, batch_stats, opt_state, diverged_step), records
 
-    def forward(params, stats, x, *, train, perturbations=None, mutable=("batch_stats",)):
-        variables = {"params": params, "batch_stats": stats}
-        if perturbations is not None:
-            variables["perturbations"] = perturbations
-        logits, updates = mlp.apply(variables, x, train=train, mutable=list(mutable))
-        return logits, updates
 
-    def run(seed, arrays, scales):
-        """One seed's run. The data come in as arguments (as constants they slow XLA down),
-        the init scales, learning rate and clip too (one compilation serves them all)."""
-        x_train, y_train = arrays["x_train"], arrays["y_train"]
-        x_test, y_test = arrays["x_test"], arrays["y_test"]
-        tx = make_optimizer(config, scales["lr"], scales["clip"])
+def evaluate(
+    program: Program, state: TrainState, step: jax.Array, probe: tuple, data: dict
+) -> dict[str, jax.Array]:
+    """Activation statistics on the probe batch; loss and accuracy on the train and test sets."""
+    mlp = build_model(program.model)
+    variables = {"params": state.params, "batch_stats": state.batch_stats}
+    probe_x, probe_y = probe
+    # The probe batch in training mode (BatchNorm normalises by the batch, as in training),
+    # without updating the running statistics.
+    probe_logits, inter = mlp.apply(
+        variables, probe_x, train=True, mutable=["batch_stats", "intermediates"]
+    )
+    z = _per_layer(
+        inter["intermediates"], lambda t: t["preact"][0], lambda t: t["preact"][0]
+    )  # (depth, batch, width)
+    activation = jaxact.get(program.model.activation, **program.model.params)
+    a, slope = jax.jvp(activation, (z,), (jnp.ones_like(z),))
+    a = a.astype(jnp.float32)
+    saturated = (jnp.abs(slope) < SATURATION_SLOPE).astype(jnp.float32)
+    n_train = data["x_train"].shape[0]
+    # Train and test in one forward pass (evaluation mode treats examples independently).
+    logits = mlp.apply(variables, jnp.concatenate([data["x_train"], data["x_test"]]), train=False)
+    train_logits, test_logits = logits[:n_train], logits[n_train:]
+    probe_loss = _cross_entropy(probe_logits, probe_y)
+    records = {
+        "act_mean": jnp.mean(a, axis=(1, 2)),
+        "act_std": jnp.std(a, axis=(1, 2)),
+        "saturated_fraction": jnp.mean(saturated, axis=(1, 2)),
+        "train_loss": _cross_entropy(train_logits, data["y_train"]),
+        "train_accuracy": _accuracy(train_logits, data["y_train"]),
+        "test_loss": _cross_entropy(test_logits, data["y_test"]),
+        "test_accuracy": _accuracy(test_logits, data["y_test"]),
+        "probe_loss": probe_loss,
+    }
+    diverged_step = state.diverged_step
+    diverged = ((diverged_step >= 0) & (diverged_step < step)) | ~jnp.isfinite(probe_loss)
+    nan = jnp.float32(jnp.nan)
+    records = {k: jnp.where(diverged, nan, v.astype(jnp.float32)) for k, v in records.items()}
+    records["diverged"] = diverged
+    # The training step whose loss first went non-finite, finer than the evaluation grid
+    # (the step evaluated when only the probe loss is non-finite); -1 if none.
+    first_bad = jnp.where(diverged_step >= 0, diverged_step, step)
+    records["diverged_step"] = jnp.where(diverged, first_bad, -1).astype(jnp.int32)
+    return records
 
-        def init(key, scales):
-            variables = mlp.init(key, x_train[:probe_size], train=False)
-            params = model_lib.scale_parameters(variables["params"], scales)
-            stats = variables.get("batch_stats", {})
-            return params, stats, tx.init(params)
 
-        # The perturbation variables have the probe batch's shape; their gradient is dLoss/dh.
-        perturbation_shapes = jax.eval_shape(
-            lambda: mlp.init(jax.random.key(0), x_train[:probe_size], train=False)["perturbations"]
+def run(program: Program, seed: jax.Array, data: dict, hyper: dict) -> dict[str, jax.Array]:
+    """One seed's whole run: init, ``steps`` training steps in one ``lax.scan``, evaluations.
+
+    Returns:
+        The gradient records (:func:`train_step`'s, leading axis ``schedule.log_steps()``)
+        and the evaluation records (:func:`evaluate`'s, leading axis
+        ``schedule.eval_steps()``), in one dict.
+    """
+    schedule = program.schedule
+    key = jax.random.key(seed)
+    init_key, batch_key, probe_key = jax.random.split(key, 3)
+    state = init_state(program, init_key, hyper, data)
+    n_train = data["x_train"].shape[0]
+    probe_size = min(schedule.batch_size, n_train)
+    probe_idx = jax.random.choice(probe_key, n_train, (probe_size,), replace=False)
+    probe = (data["x_train"][probe_idx], data["y_train"][probe_idx])
+    eval_shape = jax.eval_shape(lambda: evaluate(program, state, jnp.int32(0), probe, data))
+    blank = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), eval_shape)
+    log_every, eval_every = schedule.log_every, schedule.eval_interval
+
+    def body(state, step):
+        # Evaluate the state after ``step`` updates, then make update number ``step``.
+        evaluation = lax.cond(
+            step % eval_every == 0,
+            lambda: evaluate(program, state, step, probe, data),
+            lambda: blank,
         )
+        record = True if log_every == 1 else (step % log_every == 0) | (step == schedule.steps - 1)
+        state, gradients = train_step(program, state, step, batch_key, hyper, data, record=record)
+        return state, (gradients, evaluation)
 
-        def train_step(step, state, key):
-            params, stats, opt_state, diverged_step = state
-            idx = jax.random.randint(jax.random.fold_in(key, step), (batch,), 0, n_train)
-
-            def loss_fn(p):
-                logits, updates = forward(p, stats, x_train[idx], train=True)
-                return _cross_entropy(logits, y_train[idx]), updates.get("batch_stats", {})
-
-            (loss, new_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-            updates, new_opt_state = tx.update(grads, opt_state, params)
-            new_params = optax.apply_updates(params, updates)
-            newly = (diverged_step < 0) & ~jnp.isfinite(loss)
-            diverged_step = jnp.where(newly, step, diverged_step)
-            # A diverged seed keeps its parameters: no NaN arithmetic for the rest of the run.
-            keep = diverged_step >= 0
-            new = (new_params, new_stats, new_opt_state)
-            old = (params, stats, opt_state)
-            params, stats, opt_state = jax.tree.map(lambda o, n: jnp.where(keep, o, n), old, new)
-            return (params, stats, opt_state, diverged_step)
-
-        def per_layer(tree, first, stacked, last=None):
-            """One value per layer: layer 0, the scanned layers (leading axis), the read-out."""
-            parts = [first(tree["layer_0"])[None]]
-            if depth > 1:
-                parts.append(stacked(tree["layers"]))
-            if last is not None:
-                parts.append(last(tree)[None])
-            return jnp.concatenate(parts)
-
-        def measure(state, step, probe_x, probe_y):
-            params, stats, _, diverged_step = state
-            perturbations = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), perturbation_shapes)
-
-            def loss_fn(p, pert):
-                logits, updates = forward(
-                    p, stats, probe_x, train=True, perturbations=pert,
-                    mutable=("batch_stats", "intermediates"),
-                )  # fmt: skip
-                return _cross_entropy(logits, probe_y), updates["intermediates"]
-
-            (probe_loss, inter), (g_params, g_pre) = jax.value_and_grad(
-                loss_fn, argnums=(0, 1), has_aux=True
-            )(params, perturbations)
-            weight_norm = per_layer(
-                g_params,
-                lambda t: safe_norm(t["dense"]["kernel"]),
-                lambda t: jax.vmap(safe_norm)(t["dense"]["kernel"]),
-                lambda t: safe_norm(t["readout"]["kernel"]),
-            )
-            preact_norm = per_layer(
-                g_pre,
-                lambda t: safe_norm(t["preact"]),
-                lambda t: jax.vmap(safe_norm)(t["preact"]),
-                lambda t: safe_norm(t["logits"]),
-            )
-            z = per_layer(
-                inter, lambda t: t["preact"][0], lambda t: t["preact"][0]
-            )  # (depth, B, W)
-            a, slope = jax.jvp(activation, (z,), (jnp.ones_like(z),))
-            a = a.astype(jnp.float32)
-            saturated = (jnp.abs(slope) < SATURATION_SLOPE).astype(jnp.float32)
-            # Train and test in one forward pass (evaluation mode treats examples independently).
-            eval_logits, _ = forward(params, stats, x_eval, train=False)
-            train_logits, test_logits = eval_logits[:n_train], eval_logits[n_train:]
-            records = {
-                "weight_grad_norm": weight_norm,
-                "preact_grad_norm": preact_norm,
-                "act_mean": jnp.mean(a, axis=(1, 2)),
-                "act_std": jnp.std(a, axis=(1, 2)),
-                "saturated": jnp.mean(saturated, axis=(1, 2)),
-                "train_loss": _cross_entropy(train_logits, y_train),
-                "train_accuracy": _accuracy(train_logits, y_train),
-                "test_loss": _cross_entropy(test_logits, y_test),
-                "test_accuracy": _accuracy(test_logits, y_test),
-                "probe_loss": probe_loss,
-            }
-            diverged = ((diverged_step >= 0) & (diverged_step <= step)) | ~jnp.isfinite(probe_loss)
-            records = jax.tree.map(
-                lambda v: jnp.where(diverged, nan, v.astype(jnp.float32)), records
-            )
-            records["diverged"] = diverged
-            # The training step whose loss first went non-finite, finer than the record grid
-            # (the step being recorded when only the probe loss is non-finite); -1 if none.
-            first_bad = jnp.where(diverged_step >= 0, diverged_step, step)
-            records["diverged_step"] = jnp.where(diverged, first_bad, -1).astype(jnp.int32)
-            return records
-
-        x_eval = jnp.concatenate([x_train, x_test])
-        record_steps = np.asarray(config.record_steps(), dtype=np.int32)
-        # Record i trains from record_steps[i - 1] to record_steps[i] (nothing before step 0),
-        # so the step and the measurement are each traced once.
-        interval_starts = jnp.asarray(np.concatenate([[0], record_steps[:-1]]), dtype=jnp.int32)
-        interval_ends = jnp.asarray(record_steps)
-
-        key = jax.random.key(seed)
-        init_key, batch_key, probe_key = jax.random.split(key, 3)
-        params, stats, opt_state = init(init_key, scales)
-        probe_idx = jax.random.choice(probe_key, n_train, (probe_size,), replace=False)
-        probe_x, probe_y = x_train[probe_idx], y_train[probe_idx]
-        state = (params, stats, opt_state, jnp.int32(-1))
-
-        def interval(state, bounds):
-            start, end = bounds
-            state = lax.fori_loop(start, end, lambda s, st: train_step(s, st, batch_key), state)
-            return state, measure(state, end, probe_x, probe_y)
-
-        _, records = lax.scan(interval, state, (interval_starts, interval_ends))
-        return records
-
-    return run
+    state, (gradients, evaluations) = lax.scan(
+        body, state, jnp.arange(schedule.steps, dtype=jnp.int32)
+    )
+    final = evaluate(program, state, jnp.int32(schedule.steps), probe, data)
+    log_idx = np.asarray(schedule.log_steps())
+    eval_idx = np.asarray(schedule.eval_steps())
+    records = {k: v[log_idx] if log_every > 1 else v for k, v in gradients.items()}
+    for k, v in evaluations.items():
+        # The scan evaluated before steps 0, eval_every, ...; the last evaluation is after it.
+        records[k] = jnp.concatenate([v[eval_idx[:-1]], final[k][None]])
+    return records
 
 
-def dataset_arrays(name: str) -> dict[str, jax.Array]:
-    """The dataset as the device arrays the training program takes."""
-    data = _dataset(name)
+def dataset_arrays(name: str, *, input_norm: str = "none", q0: float = 1.0) -> dict[str, jax.Array]:
+    """The dataset (its inputs normalised by ``input_norm``, see :func:`experiments.data.load`)
+    as the device arrays the training program takes (arguments, not constants: as constants
+    they slow XLA's compilation down)."""
+    data = _dataset(name, input_norm, float(q0))
     return {k: jnp.asarray(getattr(data, k)) for k in ("x_train", "y_train", "x_test", "y_test")}
 
 
-@functools.lru_cache(maxsize=4)
-def _batched_program(program_key: Config, n_devices: int):
-    run = jax.vmap(make_run(program_key), in_axes=(0, None, None))
+@functools.lru_cache(maxsize=8)
+def _batched_program(program: Program, n_devices: int):
+    """``(seeds, data, hyper) -> records`` vmapped over configurations (hyper's leading axis)
+    and seeds, jitted. With several devices (of one or several processes) each device runs
+    the same program on its share of the seeds (``shard_map``): no computation is split
+    across devices, so the numbers do not depend on how many processes there are."""
+    per_seed = jax.vmap(functools.partial(run, program), in_axes=(0, None, None))
+    batched = jax.vmap(per_seed, in_axes=(None, None, 0))
     if n_devices == 1:
-        return jax.jit(run), None
+        return jax.jit(batched, compiler_options=COMPILER_OPTIONS), None
     mesh = Mesh(np.asarray(jax.devices()), ("seed",))
-    by_seed = NamedSharding(mesh, PartitionSpec("seed"))
-    replicated = NamedSharding(mesh, PartitionSpec())
-    in_shardings = (by_seed, replicated, replicated)
-    return jax.jit(run, in_shardings=in_shardings, out_shardings=by_seed), by_seed
+    spmd = jax.shard_map(
+        batched,
+        mesh=mesh,
+        in_specs=(PartitionSpec("seed"), PartitionSpec(), PartitionSpec()),
+        out_specs=PartitionSpec(None, "seed"),
+        check_vma=False,  # every value in the body is per device (per seed)
+    )
+    return jax.jit(spmd, compiler_options=COMPILER_OPTIONS), NamedSharding(
+        mesh, PartitionSpec("seed")
+    )
 
 
 @functools.lru_cache(maxsize=4)
-def _single_program(program_key: Config):
-    return jax.jit(make_run(program_key))
+def _single_program(program: Program):
+    return jax.jit(functools.partial(run, program), compiler_options=COMPILER_OPTIONS)
 
 
-def train_seeds(config: Config, seeds) -> dict[str, jax.Array]:
-    """Trains one configuration for every seed at once (vmap; seed axis sharded over devices).
+def _stacked_hyper(configs: Sequence[Config]) -> dict[str, np.ndarray]:
+    hypers = [c.hyper() for c in configs]
+    return {k: np.stack([h[k] for h in hypers]) for k in hypers[0]}
+
+
+def _call(configs: Sequence[Config], seeds) -> tuple[Any, tuple, Program]:
+    """The batched program of ``configs`` (one program) and its arguments."""
+    programs = {c.program() for c in configs}
+    if len(programs) != 1:
+        raise ValueError("train_configs takes configurations of one program; group them first")
+    (program,) = programs
+    seeds = np.asarray(seeds, dtype=np.int32).reshape(-1)
+    model = program.model
+    data = dataset_arrays(model.dataset, input_norm=model.input_norm, q0=model.q0)
+    hyper = _stacked_hyper(configs)
+    n_devices = jax.device_count()
+    jitted, by_seed = _batched_program(program, n_devices)
+    if by_seed is None:
+        return jitted, (jnp.asarray(seeds), data, hyper), program
+    padded = np.concatenate([seeds, np.repeat(seeds[-1:], (-len(seeds)) % n_devices)])
+    global_seeds = jax.make_array_from_callback(padded.shape, by_seed, lambda i: padded[i])
+    # Host arrays: every process holds the same data, replicated over the global mesh.
+    return jitted, (global_seeds, jax.device_get(data), hyper), program
+
+
+def _split(out: dict, n_configs: int, n_seeds: int) -> list[dict[str, jax.Array]]:
+    if jax.process_count() > 1:
+        out = multihost_utils.process_allgather(out, tiled=True)
+    out = jax.tree.map(lambda v: v[:, :n_seeds], out)  # the padding seeds dropped
+    return [jax.tree.map(lambda v, i=i: v[i], out) for i in range(n_configs)]
+
+
+def train_configs(configs: Sequence[Config], seeds) -> list[dict[str, jax.Array]]:
+    """Trains several configurations of one program for every seed, in one call.
 
     Args:
-        config: the configuration.
+        configs: configurations with equal :meth:`Config.program`.
         seeds: integer seeds (any sequence or array).
 
     Returns:
-        The records with a leading seed axis (see :func:`make_run`). With several
-        devices the seeds are padded to a multiple of the device count and the
-        padding is dropped again; across hosts the result is gathered to every host.
+        Per configuration, the records with a leading seed axis (see :func:`run`). With
+        several devices the seeds are padded to a multiple of the device count and the
+        padding dropped again; across hosts the result is gathered to every host.
+
+    Raises:
+        ValueError: if the configurations need different programs.
     """
-    seeds = np.asarray(seeds, dtype=np.int32).reshape(-1)
-    arrays = dataset_arrays(config.dataset)
-    n_devices = jax.device_count()
-    scales = config.scales()
-    program, by_seed = _batched_program(config.program_key(), n_devices)
-    if by_seed is None:
-        return program(jnp.asarray(seeds), arrays, scales)
-    padded = np.concatenate([seeds, np.repeat(seeds[-1:], (-len(seeds)) % n_devices)])
-    global_seeds = jax.make_array_from_callback(padded.shape, by_seed, lambda index: padded[index])
-    out = program(global_seeds, arrays, scales)
-    if jax.process_count() > 1:
-        out = multihost_utils.process_allgather(out, tiled=True)
-    return jax.tree.map(lambda v: v[: len(seeds)], out)
+    configs = list(configs)
+    jitted, args, _ = _call(configs, seeds)
+    return _split(jitted(*args), len(configs), len(np.atleast_1d(seeds)))
+
+
+# Programs compiled ahead of time by train_groups: (program, devices, configs, seeds) -> them.
+_COMPILED: dict[tuple, Any] = {}
+
+
+def clear_caches() -> None:
+    """Forgets every compiled program of this module (the persistent cache is untouched)."""
+    _COMPILED.clear()
+    _batched_program.cache_clear()
+    _single_program.cache_clear()
+
+
+def train_groups(
+    groups: Sequence[Sequence[Config]], seeds
+) -> Iterator[tuple[list[Config], list[dict[str, np.ndarray]]]]:
+    """Trains each group (configurations of one program, see :func:`group_by_program`) in
+    turn, compiling the next group's program while the current one runs.
+
+    Yields:
+        (the group, its records as numpy, per configuration as :func:`train_configs`).
+    """
+    n_seeds = len(np.atleast_1d(seeds))
+
+    def compile_(group):
+        jitted, args, program = _call(group, seeds)
+        key = (program, jax.device_count(), len(group), n_seeds)
+        if key not in _COMPILED:
+            _COMPILED[key] = jitted.lower(*args).compile()
+        return _COMPILED[key], args
+
+    groups = [list(g) for g in groups]
+    pending = _in_background(compile_, groups[0]) if groups else None
+    for i, group in enumerate(groups):
+        compiled, args = pending.result()
+        out = compiled(*args)  # dispatched; runs while the next program compiles
+        if i + 1 < len(groups):
+            pending = _in_background(compile_, groups[i + 1])
+        yield group, [to_numpy(o) for o in _split(out, len(group), n_seeds)]
+
+
+def _in_background(fn, *args) -> concurrent.futures.Future:
+    """``fn(*args)`` in a daemon thread (Ctrl-C need not wait for a compilation to end)."""
+    future: concurrent.futures.Future = concurrent.futures.Future()
+
+    def work():
+        try:
+            future.set_result(fn(*args))
+        except BaseException as e:
+            future.set_exception(e)
+
+    threading.Thread(target=work, daemon=True).start()
+    return future
+
+
+def train_seeds(config: Config, seeds) -> dict[str, jax.Array]:
+    """Trains one configuration for every seed at once (:func:`train_configs` of one)."""
+    return train_configs([config], seeds)[0]
 
 
 def train_one(config: Config, seed: int) -> dict[str, jax.Array]:
     """Trains one seed with the unbatched program (the same numbers, one at a time)."""
-    program = _single_program(config.program_key())
-    return program(jnp.int32(seed), dataset_arrays(config.dataset), config.scales())
+    program = _single_program(config.program())
+    hyper = {k: jnp.asarray(v) for k, v in config.hyper().items()}
+    data = dataset_arrays(config.dataset, input_norm=config.input_norm, q0=config.q0)
+    return program(jnp.int32(seed), data, hyper)
+
+
+def group_by_program(configs: Sequence[Config]) -> list[list[Config]]:
+    """The configurations grouped by compiled program, in order of first appearance."""
+    groups: dict[Program, list[Config]] = {}
+    for config in configs:
+        groups.setdefault(config.program(), []).append(config)
+    return list(groups.values())
 
 
 def to_numpy(records: dict[str, jax.Array]) -> dict[str, np.ndarray]:
     """The records as numpy arrays on this host."""
-    return {k: np.asarray(jax.device_get(v)) for k, v in records.items()}
+    return {k: np.asarray(v) for k, v in jax.device_get(records).items()}

@@ -52,8 +52,8 @@ from jaxact.smooth import swish as swish
 from jaxact.smooth import tanh as tanh
 from jaxact.smooth import tanh_shrink as tanh_shrink
 from jaxact.theory import critical_bias_init as critical_bias_init
+from jaxact.theory import critical_gain as critical_gain
 from jaxact.theory import critical_init as critical_init
-from jaxact.theory import gain as gain
 from jaxact.theory import variance_preserving_gain as variance_preserving_gain
 
 __version__ = "0.1.0"

@@ -4,19 +4,31 @@ No Flax here, so that ``import jaxact`` never imports it.
 """
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 from jax import Array
+from jax.typing import ArrayLike
 
 from jaxact import registry
 
 
-def freeze(params: Mapping[str, Any]) -> tuple[tuple[str, Any], ...]:
-    """Hyperparameters as a sorted tuple of (name, value): hashable, for a module's config."""
-    return tuple(sorted(params.items()))
+def pairs(params: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> dict[str, Any]:
+    """Hyperparameters given as a mapping or as (name, value) pairs, as a dict."""
+    return dict(params.items() if isinstance(params, Mapping) else params)
+
+
+def config_key(
+    params: Mapping[str, Any] | Iterable[tuple[str, Any]],
+) -> tuple[tuple[str, Any], ...]:
+    """Hyperparameters as a sorted tuple of (name, value): hashable, for a module's config.
+
+    Concrete arrays become nested tuples of Python numbers (``jnp.asarray`` gives them
+    back), so that a module holding a per-channel vector hashes and compares by value.
+    """
+    return tuple(sorted((k, registry.hashable(v)) for k, v in pairs(params).items()))
 
 
 def check(activation: str, params: Mapping[str, Any]) -> str:
@@ -86,6 +98,32 @@ def constrained(raw: Array, positive: bool) -> Array:
     return jax.nn.softplus(raw) if positive else raw
 
 
+def check_num_channels(num_channels: Any) -> None:
+    """A clear error for a ``num_channels`` that is not a positive int or None."""
+    if num_channels is None:
+        return
+    if isinstance(num_channels, bool) or not isinstance(num_channels, int) or num_channels < 1:
+        raise ValueError(
+            f"num_channels must be a positive int (one learned value per channel) or None "
+            f"(one shared value), got {num_channels!r}"
+        )
+
+
+def check_channels(x: Array, num_channels: int | None, axis: int) -> None:
+    """A clear error where the input has no ``axis`` or not ``num_channels`` entries along it."""
+    if num_channels is None:
+        return
+    if x.ndim == 0 or not -x.ndim <= axis < x.ndim:
+        raise ValueError(
+            f"num_channels={num_channels} learns one value per entry of axis {axis}, but the "
+            f"input has shape {x.shape}; use num_channels=None for one shared value"
+        )
+    if x.shape[axis] != num_channels:
+        raise ValueError(
+            f"num_channels={num_channels} but the input has {x.shape[axis]} along axis {axis}"
+        )
+
+
 def broadcast_to_axis(value: Array, ndim: int, axis: int) -> Array:
     """A per-channel vector shaped to broadcast along ``axis`` of an ndim-d input."""
     if value.ndim == 0 or ndim == 0:
@@ -94,9 +132,12 @@ def broadcast_to_axis(value: Array, ndim: int, axis: int) -> Array:
     return value.reshape(value.shape + (1,) * (ndim - axis - 1))
 
 
-def apply(activation: str, x: Array, fixed: Mapping[str, Any], learned: Mapping[str, Array]):
+def apply(
+    activation: str, x: ArrayLike, fixed: Mapping[str, Any], learned: Mapping[str, Array]
+) -> Array:
     """The activation with its fixed and (already constrained) learned hyperparameters."""
     x = jnp.asarray(x)
     values = {k: v.astype(x.dtype) if jnp.issubdtype(x.dtype, jnp.floating) else v
               for k, v in learned.items()}  # fmt: skip
-    return registry.info(activation).fn(x, **fixed, **values)
+    out: Array = registry.info(activation).fn(x, **fixed, **values)
+    return out

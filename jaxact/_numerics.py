@@ -6,11 +6,13 @@ precision somewhere: ``1 - sigmoid(x)`` for large ``x``, ``exp(-x * x)`` once
 ``x * x`` has been rounded, ``Phi(x) + x * phi(x)`` near its zero.
 """
 
+from collections.abc import Sequence
 from fractions import Fraction
 
 import jax.numpy as jnp
 import numpy as np
 from jax import Array
+from jax.typing import ArrayLike, DTypeLike
 
 
 def sigmoid_and_slope(x: Array, x_lo: Array | None = None) -> tuple[Array, Array]:
@@ -29,6 +31,23 @@ def sigmoid_and_slope(x: Array, x_lo: Array | None = None) -> tuple[Array, Array
     return s + x_lo * slope, slope * (1 + x_lo * (1 - 2 * s))
 
 
+def sigmoid_curvature(x: Array, x_lo: Array | None = None) -> Array:
+    r"""Returns :math:`\sigma''(x) = \sigma'(x)(1 - 2\sigma(x)) = -\sigma'(x)\tanh(x/2)`.
+
+    A product of two factors accurate to a few ulps near 0 and in the tails (0 at 0),
+    smooth at 0 for a further derivative. With ``x_lo`` it is evaluated at ``x + x_lo``
+    to first order, through :math:`\sigma^{(3)} = e r^4 (\operatorname{expm1}(-|x|)^2 - 2e)`
+    with :math:`e = e^{-|x|}`, :math:`r = 1/(1 + e)`.
+    """
+    e = jnp.exp(-jnp.abs(x))
+    r = 1 / (1 + e)
+    curvature = -(e * r * r) * jnp.tanh(x / 2)
+    if x_lo is None:
+        return curvature
+    m = jnp.expm1(-jnp.abs(x))
+    return curvature + x_lo * (e * jnp.square(r * r) * (m * m - 2 * e))
+
+
 def _split(a: Array) -> tuple[Array, Array]:
     """Veltkamp's split of a into hi + lo, each with half the mantissa bits (|a| <= 2**60)."""
     mantissa_bits = jnp.finfo(a.dtype).nmant + 1
@@ -40,7 +59,7 @@ def _split(a: Array) -> tuple[Array, Array]:
 _PRODUCT_BOUND = 2.0**60
 
 
-def two_product(a: Array, b: Array, bounded: bool = False) -> tuple[Array, Array]:
+def two_product(a: ArrayLike, b: ArrayLike, bounded: bool = False) -> tuple[Array, Array]:
     """Returns ``p = a * b`` rounded and its rounding error ``a * b - p`` (Dekker).
 
     The error is exact while ``|a|, |b| <= 2**60`` and set to 0 beyond (where
@@ -49,7 +68,7 @@ def two_product(a: Array, b: Array, bounded: bool = False) -> tuple[Array, Array
     """
     a, b = jnp.broadcast_arrays(a, b)
     p = a * b
-    inside = True
+    inside: Array | bool = True
     if not bounded:
         inside = (jnp.abs(a) <= _PRODUCT_BOUND) & (jnp.abs(b) <= _PRODUCT_BOUND)
         a, b = jnp.where(inside, a, 0.0), jnp.where(inside, b, 0.0)
@@ -106,7 +125,7 @@ _ERFCX_S = (
 )  # fmt: skip
 
 
-def horner(coefficients, x: Array) -> Array:
+def horner(coefficients: Sequence[float], x: Array) -> Array:
     """Evaluates the polynomial with the given coefficients (highest degree first) at x."""
     result = jnp.full_like(x, coefficients[0])
     for c in coefficients[1:]:
@@ -114,7 +133,7 @@ def horner(coefficients, x: Array) -> Array:
     return result
 
 
-def estrin(coefficients, x: Array) -> Array:
+def estrin(coefficients: Sequence[float], x: Array) -> Array:
     """The polynomial with the given coefficients (highest degree first) at x, by Estrin.
 
     Same value as :func:`horner` for a series whose terms fall fast, but pairs of terms
@@ -144,6 +163,13 @@ def erfcx(z: Array) -> Array:
     return jnp.where(z < 8, horner(_ERFCX_P, near) / horner(_ERFCX_Q, near), far)
 
 
+def split_constant(value: str, dtype: DTypeLike) -> tuple[np.ndarray, np.ndarray]:
+    """A constant given as a decimal string as hi + lo in ``dtype`` (lo is hi's rounding error)."""
+    exact = Fraction(value)
+    hi = np.asarray(float(exact), dtype=dtype)
+    return hi, np.asarray(float(exact - Fraction(float(hi))), dtype=dtype)
+
+
 def offset_from(x: Array, value: str, x_lo: Array | None = None) -> Array:
     """Returns x (+ x_lo) - value to full precision, for a constant given as a decimal string.
 
@@ -152,9 +178,7 @@ def offset_from(x: Array, value: str, x_lo: Array | None = None) -> Array:
     Written as ``-(lo - (x - hi))``: XLA folds ``(x - hi) - lo`` into
     ``x - (hi + lo)`` under jit, which rounds lo away.
     """
-    exact = Fraction(value)
-    hi = np.asarray(float(exact), dtype=x.dtype)
-    lo = np.asarray(float(exact - Fraction(float(hi))), dtype=x.dtype)
+    hi, lo = split_constant(value, x.dtype)
     if x_lo is not None:
         lo = lo - x_lo
-    return -(lo - (x - hi))
+    return -jnp.subtract(lo, x - hi)

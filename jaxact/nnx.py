@@ -17,7 +17,7 @@ A hyperparameter constrained positive is the ``nnx.Param`` ``<name>_raw``, used 
 """
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import jax.numpy as jnp
 from flax import nnx
@@ -44,7 +44,7 @@ class Activation(nnx.Module):
 
     def __init__(self, activation: str, **hyperparams: Any):
         self.activation = _layers.check(activation, hyperparams)
-        self.hyperparams = _layers.freeze(hyperparams)
+        self.hyperparams = _layers.config_key(hyperparams)
 
     def __call__(self, x: ArrayLike) -> Array:
         return _layers.apply(self.activation, x, dict(self.hyperparams), {})
@@ -82,17 +82,16 @@ class Learnable(nnx.Module):
         **fixed: Any,
     ):
         self.activation = _layers.check(activation, fixed)
-        self.fixed = _layers.freeze(fixed)
+        self.fixed = _layers.config_key(fixed)
         if isinstance(params, Mapping):
             params = tuple(params.items())
-        self.specs = tuple(
-            (name, positive_)
-            for name, _, positive_ in _layers.learnable_specs(activation, params, positive)
-        )
+        specs = _layers.learnable_specs(self.activation, params, positive)
+        self.specs = tuple((name, positive_) for name, _, positive_ in specs)
+        _layers.check_num_channels(num_channels)
         self.num_channels = num_channels
         self.axis = axis
         shape = () if num_channels is None else (num_channels,)
-        for name, value, positive_ in _layers.learnable_specs(activation, params, positive):
+        for name, value, positive_ in specs:
             init = _layers.raw_init(value, positive_)
             setattr(
                 self,
@@ -102,11 +101,7 @@ class Learnable(nnx.Module):
 
     def __call__(self, x: ArrayLike) -> Array:
         x = jnp.asarray(x)
-        if self.num_channels is not None and x.shape[self.axis] != self.num_channels:
-            raise ValueError(
-                f"num_channels={self.num_channels} but the input has {x.shape[self.axis]} "
-                f"along axis {self.axis}"
-            )
+        _layers.check_channels(x, self.num_channels, self.axis)
         values = {}
         for name, positive in self.specs:
             raw = getattr(self, _layers.raw_name(name, positive))[...]
@@ -118,15 +113,19 @@ class Learnable(nnx.Module):
 class PReLU(Learnable):
     r"""Parametric ReLU, :math:`\max(x, 0) + a \min(x, 0)` with :math:`a` learned.
 
+    Drops in for ``flax.nnx.PReLU`` (same ``negative_slope_init``, default 0.01, and
+    ``param_dtype``; the same ``nnx.Param`` ``negative_slope``), and can learn one slope
+    per channel.
+
     Args:
         num_channels: ``None`` (or 1) for one shared slope, or the size of ``axis``.
-        init: the initial slope (0.25, as in He et al. and torch).
+        negative_slope_init: the initial slope (0.01, as in Flax; He et al. and torch use 0.25).
         axis: the channel axis.
         param_dtype: dtype of the slope.
 
     Examples:
         >>> import jax.numpy as jnp, jaxact.nnx
-        >>> jaxact.nnx.PReLU(num_channels=2, init=0.1)(-jnp.ones((1, 2)))
+        >>> jaxact.nnx.PReLU(num_channels=2, negative_slope_init=0.1)(-jnp.ones((1, 2)))
         Array([[-0.1, -0.1]], dtype=float32)
     """
 
@@ -134,56 +133,62 @@ class PReLU(Learnable):
         self,
         num_channels: int | None = None,
         *,
-        init: float = 0.25,
+        negative_slope_init: float = 0.01,
         axis: int = -1,
         param_dtype: Any = jnp.float32,
     ):
+        _layers.check_num_channels(num_channels)
         channels = None if num_channels in (None, 1) else num_channels
         super().__init__(
-            "prelu", {"negative_slope": init}, num_channels=channels, axis=axis,
+            "prelu", {"negative_slope": negative_slope_init}, num_channels=channels, axis=axis,
             param_dtype=param_dtype,
         )  # fmt: skip
 
 
-def _single(activation: str, name: str, positive: bool, doc: str):
-    class Layer(Learnable):
-        def __init__(
-            self,
-            init: float = 1.0,
-            *,
-            num_channels: int | None = None,
-            axis: int = -1,
-            param_dtype: Any = jnp.float32,
-        ):
-            super().__init__(
-                activation, {name: init}, positive=(name,) if positive else (),
-                num_channels=num_channels, axis=axis, param_dtype=param_dtype,
-            )  # fmt: skip
+class _OneLearned(Learnable):
+    """One learned hyperparameter of a registry activation; the subclasses name which."""
 
-    Layer.__doc__ = doc
-    return Layer
+    learned_activation: ClassVar[str]
+    learned: ClassVar[str]
+    learned_positive: ClassVar[bool]
+
+    def __init__(
+        self,
+        init: float = 1.0,
+        *,
+        num_channels: int | None = None,
+        axis: int = -1,
+        param_dtype: Any = jnp.float32,
+    ):
+        super().__init__(
+            self.learned_activation, {self.learned: init},
+            positive=(self.learned,) if self.learned_positive else (),
+            num_channels=num_channels, axis=axis, param_dtype=param_dtype,
+        )  # fmt: skip
 
 
-Swish = _single(
-    "silu",
-    "beta",
-    False,
-    r"""Swish :math:`x\,\sigma(\beta x)` with :math:`\beta` learned (``init``: initial value).""",
-)
-Swish.__name__ = Swish.__qualname__ = "Swish"
+class Swish(_OneLearned):
+    r"""Swish :math:`x\,\sigma(\beta x)` with :math:`\beta` learned (``init``: initial value)."""
+
+    learned_activation, learned, learned_positive = "silu", "beta", False
+
+
 SiLU = Swish
-ELU = _single(
-    "elu", "alpha", True, r"""ELU with a learned :math:`\alpha > 0` (``init``: initial value)."""
-)
-ELU.__name__ = ELU.__qualname__ = "ELU"
-CELU = _single(
-    "celu", "alpha", True, r"""CELU with a learned :math:`\alpha > 0` (``init``: initial value)."""
-)
-CELU.__name__ = CELU.__qualname__ = "CELU"
-Softplus = _single(
-    "softplus",
-    "beta",
-    True,
-    r"""Softplus with a learned sharpness :math:`\beta > 0` (``init``: initial value).""",
-)
-Softplus.__name__ = Softplus.__qualname__ = "Softplus"
+
+
+class ELU(_OneLearned):
+    r"""ELU with a learned :math:`\alpha > 0` (``init``: initial value)."""
+
+    learned_activation, learned, learned_positive = "elu", "alpha", True
+
+
+class CELU(_OneLearned):
+    r"""CELU with a learned :math:`\alpha > 0` (``init``: initial value)."""
+
+    learned_activation, learned, learned_positive = "celu", "alpha", True
+
+
+class Softplus(_OneLearned):
+    r"""Softplus with a learned sharpness :math:`\beta > 0` (``init``: initial value)."""
+
+    learned_activation, learned, learned_positive = "softplus", "beta", True

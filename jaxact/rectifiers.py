@@ -1,20 +1,71 @@
 """Piecewise-linear activations: the ReLU family, hard approximations, shrinkage, the step.
 
-Their derivatives are exact away from the kinks; at a kink they follow
-``jax.nn`` (``relu'(0) = 0``). The Heaviside step has derivative 0 almost
-everywhere, so it carries a selectable surrogate gradient instead.
+Their derivatives are exact away from the kinks. At a kink (and at +-0) the
+derivative is jax.nn's where jax.nn has the function, and otherwise one of the
+two one-sided derivatives; every one is tested at the exact kink:
+
+==============  ==============================  ========================
+function        kink                            derivative there
+==============  ==============================  ========================
+relu            0                               0 (jax.nn)
+relu6           0, 6                            0, 0 (jax.nn)
+leaky_relu      0                               1 (jax.nn)
+prelu, rrelu    0                               1 (the right one)
+hard_tanh       min_val, max_val                1, 1 (jax.nn)
+hard_sigmoid    the two ends of the line        0, 0 (jax.nn; the outer ones)
+hard_silu       -3, 3                           0, 1 (jax.nn)
+threshold       threshold                       0 (the left one)
+hard_shrink     -threshold, threshold           0, 0 (the inner ones)
+soft_shrink     -threshold, threshold           0, 0 (the inner ones)
+==============  ==============================  ========================
+
+The Heaviside step has derivative 0 almost everywhere, so it carries a
+selectable surrogate gradient instead.
+
+Types follow jax.nn (see :mod:`jaxact._dtypes`): relu and hard_tanh keep
+integers, the others return floats. Complex inputs raise a ``TypeError``: every
+function here compares its input with a fixed point. Hyperparameters are checked
+when the function is called (see :mod:`jaxact._validation`).
 """
 
-import difflib
 import functools
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import Array
 from jax.typing import ArrayLike
 
 from jaxact import _numerics
-from jaxact._dtypes import as_float, like, rounds_once
+from jaxact._dtypes import (
+    as_array,
+    astype,
+    cast,
+    complex_formula,
+    is_complex,
+    like,
+    result_type,
+    rounds_once,
+)
+from jaxact._validation import check_hyperparameters, is_traced
+
+
+def _real_input(name: str, x: ArrayLike) -> jax.Array:
+    """x as an array; a complex one raises the TypeError that says why ``name`` refuses it."""
+    x = as_array(x)
+    if is_complex(x):
+        complex_formula(name)  # raises
+    return x
+
+
+def _in_jax_nn_dtype(
+    name: str, reference: Callable[[Array], Array], fn: Callable[[Array], Array], x: ArrayLike
+) -> Array:
+    """fn(x) computed and returned in the dtype and weak type ``reference`` (jax.nn's) gives."""
+    x = _real_input(name, x)
+    dtype, weak = result_type(reference, x)
+    return cast(fn(astype(x, dtype)), dtype, weak)
 
 
 def identity(x: ArrayLike) -> Array:
@@ -40,7 +91,6 @@ def identity(x: ArrayLike) -> Array:
 linear = identity
 
 
-@jax.custom_jvp
 def relu(x: ArrayLike) -> Array:
     r"""Rectified linear unit.
 
@@ -48,25 +98,30 @@ def relu(x: ArrayLike) -> Array:
         \mathrm{relu}(x) = \max(x, 0), \qquad \mathrm{relu}'(0) = 0
 
     Args:
-        x: input array; integer dtypes are kept, as in ``jax.nn.relu``.
+        x: input array; integer dtypes are kept (bools become integers), as in ``jax.nn.relu``.
 
     Returns:
-        An array of x's shape and dtype, in :math:`[0, \infty)`.
+        An array of x's shape and jax.nn.relu's dtype, in :math:`[0, \infty)`.
 
     Examples:
         >>> import jax, jaxact
         >>> jaxact.relu(jax.numpy.array([-1.0, 0.0, 2.0]))
         Array([0., 0., 2.], dtype=float32)
     """
+    return _in_jax_nn_dtype("relu", jax.nn.relu, _relu, x)
+
+
+@jax.custom_jvp
+def _relu(x: Array) -> Array:
     return jnp.maximum(x, 0)
 
 
-relu.defjvps(lambda t, y, x: jnp.where(x > 0, t, jnp.zeros_like(t)))
+_relu.defjvps(lambda t, y, x: jnp.where(x > 0, t, jnp.zeros_like(t)))
 
 
 @jax.custom_jvp
 def _relu6(x: Array) -> Array:
-    return jnp.minimum(jnp.maximum(x, 0.0), 6.0)
+    return jnp.minimum(jnp.maximum(x, 0), 6)
 
 
 _relu6.defjvps(lambda t, y, x: jnp.where((x > 0) & (x < 6), t, jnp.zeros_like(t)))
@@ -83,14 +138,15 @@ def relu6(x: ArrayLike) -> Array:
             (and unlike it, also under strict dtype promotion).
 
     Returns:
-        An array of x's shape and floating dtype, in :math:`[0, 6]`.
+        An array of x's shape and floating dtype (the default float for integer x), in
+        :math:`[0, 6]`.
 
     Examples:
         >>> import jax, jaxact
         >>> jaxact.relu6(jax.numpy.array([-1.0, 3.0, 9.0]))
         Array([0., 3., 6.], dtype=float32)
     """
-    return _relu6(as_float(x))
+    return _in_jax_nn_dtype("relu6", jax.nn.relu6, _relu6, x)
 
 
 @rounds_once
@@ -112,7 +168,16 @@ def leaky_relu(x: ArrayLike, negative_slope: ArrayLike = 1e-2) -> Array:
         >>> jaxact.leaky_relu(jax.numpy.array([-2.0, 3.0]))
         Array([-0.02,  3.  ], dtype=float32)
     """
+    return _leaky(as_array(x), negative_slope)
+
+
+def _leaky(x: Array, negative_slope: ArrayLike) -> Array:
     return jnp.where(x >= 0, x, like(negative_slope, x) * x)
+
+
+# For prelu and rrelu, which check their own parameters (rrelu's slopes are drawn, one per
+# element: checking them would copy them to the host on every eager call).
+_leaky_checked_by_caller = rounds_once(_leaky, name="leaky_relu", check=False)
 
 
 def prelu(x: ArrayLike, *, negative_slope: ArrayLike = 0.25) -> Array:
@@ -137,7 +202,8 @@ def prelu(x: ArrayLike, *, negative_slope: ArrayLike = 0.25) -> Array:
         >>> jaxact.prelu(jax.numpy.array([[-1.0, -1.0]]), negative_slope=slopes)
         Array([[-0.1, -0.5]], dtype=float32)
     """
-    return leaky_relu(x, negative_slope)
+    check_hyperparameters("prelu", negative_slope=negative_slope)
+    return _leaky_checked_by_caller(_real_input("prelu", x), negative_slope)
 
 
 def rrelu(
@@ -163,20 +229,21 @@ def rrelu(
         key: a ``jax.random`` key, or ``None`` for the deterministic mean slope.
 
     Returns:
-        An array of x's shape and floating dtype.
+        An array of x's shape and floating dtype; with a ``key``, random where ``x < 0``.
 
     Examples:
         >>> import jax, jaxact
         >>> jaxact.rrelu(jax.numpy.array([-24.0, 1.0]))
         Array([-5.5,  1. ], dtype=float32)
     """
-    x = jnp.asarray(x)
+    check_hyperparameters("rrelu", lower=lower, upper=upper)
+    x = _real_input("rrelu", x)
     if key is None:
         slope = (jnp.asarray(lower) + jnp.asarray(upper)) / 2
     else:
-        shape = x.shape
-        slope = jax.random.uniform(key, shape, minval=lower, maxval=upper)
-    return leaky_relu(x, slope)
+        dtype = x.dtype if jnp.issubdtype(x.dtype, jnp.floating) else jnp.result_type(float)
+        slope = jax.random.uniform(key, x.shape, dtype, minval=lower, maxval=upper)
+    return _leaky_checked_by_caller(x, slope)
 
 
 def hard_tanh(x: ArrayLike, *, min_val: ArrayLike = -1.0, max_val: ArrayLike = 1.0) -> Array:
@@ -186,21 +253,48 @@ def hard_tanh(x: ArrayLike, *, min_val: ArrayLike = -1.0, max_val: ArrayLike = 1
         \mathrm{hard\_tanh}(x) = \min(\max(x, m), M)
 
     Args:
-        x: input array; integer dtypes are kept, as in ``jax.nn.hard_tanh``.
+        x: input array; integer dtypes are kept (bools become integers), as in
+            ``jax.nn.hard_tanh``, while both bounds are whole numbers; a fractional
+            bound makes the result a float.
         min_val: lower bound :math:`m` (default -1).
-        max_val: upper bound :math:`M` (default 1).
+        max_val: upper bound :math:`M \ge m` (default 1).
 
     Returns:
-        An array of x's shape and dtype, in :math:`[m, M]`.
+        An array of x's shape and jax.nn.hard_tanh's dtype, in :math:`[m, M]`.
 
     Examples:
         >>> import jax, jaxact
         >>> jaxact.hard_tanh(jax.numpy.array([-2.0, 0.5, 2.0]))
         Array([-1. ,  0.5,  1. ], dtype=float32)
     """
-    x = jnp.asarray(x)
+    check_hyperparameters("hard_tanh", min_val=min_val, max_val=max_val)
+    x = _real_input("hard_tanh", x)
+    dtype, weak = result_type(jax.nn.hard_tanh, x)
+    if not jnp.issubdtype(dtype, jnp.inexact):
+        if _whole(min_val) and _whole(max_val):
+            # Bounds beyond the integer type's range cannot bind: clamping them first keeps
+            # -1 from wrapping to 255 in uint8.
+            info = jnp.iinfo(dtype)
+            min_val, max_val = (_clamp(v, info.min, info.max) for v in (min_val, max_val))
+        else:  # a fractional bound: integers become floats, as jnp would promote them
+            dtype, weak = result_type(jax.nn.relu6, x)
+    x = astype(x, dtype)
     low, high = like(min_val, x), like(max_val, x)
-    return jnp.where(x > high, high, jnp.where(x < low, low, x))
+    return cast(jnp.where(x > high, high, jnp.where(x < low, low, x)), dtype, weak)
+
+
+def _whole(value: ArrayLike) -> bool:
+    """A bound that an integer type can hold exactly: a whole number (or an integer array)."""
+    if is_traced(value):
+        return not jnp.issubdtype(jnp.result_type(value), jnp.inexact)
+    array = np.asarray(value, dtype=np.float64)
+    return bool(np.all((array == np.round(array)) | np.isinf(array)))
+
+
+def _clamp(value: ArrayLike, low: int, high: int) -> ArrayLike:
+    if is_traced(value):
+        return jnp.clip(value, low, high)
+    return np.clip(np.asarray(value, np.float64), low, high)
 
 
 @rounds_once
@@ -232,8 +326,11 @@ def hard_sigmoid(x: ArrayLike, *, slope: ArrayLike = 1 / 6, offset: ArrayLike = 
         >>> jaxact.hard_sigmoid(jax.numpy.array([-3.0, 0.0, 1.0]), slope=0.2)
         Array([0. , 0.5, 0.7], dtype=float32)
     """
+    x = as_array(x)
     y = (x + like(offset / slope, x)) * like(slope, x)
-    return jnp.where(y <= 0, 0.0, jnp.where(y >= 1, 1.0, y))
+    # NaN falls through to the last branch: NaN out, derivative 0 (as jax.nn.hard_sigmoid).
+    outside = jnp.where(y <= 0, 0.0, jnp.where(y >= 1, 1.0, jax.lax.stop_gradient(y)))
+    return jnp.where((y > 0) & (y < 1), y, outside)
 
 
 @jax.custom_jvp
@@ -296,6 +393,7 @@ def threshold(x: ArrayLike, *, threshold: ArrayLike = 0.0, value: ArrayLike = 0.
         >>> jaxact.threshold(jax.numpy.array([-1.0, 0.5, 2.0]), threshold=1.0, value=-5.0)
         Array([-5., -5.,  2.], dtype=float32)
     """
+    x = as_array(x)
     return jnp.where(x > like(threshold, x), x, like(value, x))
 
 
@@ -309,7 +407,7 @@ def hard_shrink(x: ArrayLike, *, threshold: ArrayLike = 0.5) -> Array:
 
     Args:
         x: input array.
-        threshold: :math:`\lambda \ge 0`.
+        threshold: :math:`\lambda \ge 0`; inputs with :math:`|x| \le \lambda` become 0.
 
     Returns:
         An array of x's shape and floating dtype.
@@ -319,6 +417,7 @@ def hard_shrink(x: ArrayLike, *, threshold: ArrayLike = 0.5) -> Array:
         >>> jaxact.hard_shrink(jax.numpy.array([-1.0, 0.25, 0.75]))
         Array([-1.  ,  0.  ,  0.75], dtype=float32)
     """
+    x = as_array(x)
     return jnp.where(jnp.abs(x) > like(threshold, x), x, 0.0)
 
 
@@ -331,16 +430,18 @@ def soft_shrink(x: ArrayLike, *, threshold: ArrayLike = 0.5) -> Array:
 
     Args:
         x: input array.
-        threshold: :math:`\lambda \ge 0`.
+        threshold: :math:`\lambda \ge 0`, taken off :math:`|x|` down to 0.
 
     Returns:
-        An array of x's shape and floating dtype.
+        An array of x's shape and floating dtype, each entry :math:`\lambda` nearer 0 than x's
+        (0 where :math:`|x| \le \lambda`).
 
     Examples:
         >>> import jax, jaxact
         >>> jaxact.soft_shrink(jax.numpy.array([-1.0, 0.25, 0.75]))
         Array([-0.5 ,  0.  ,  0.25], dtype=float32)
     """
+    x = as_array(x)
     lam = like(threshold, x)
     return jnp.where(x > lam, x - lam, jnp.where(x < -lam, x + lam, 0.0))
 
@@ -373,7 +474,9 @@ def _step(x: Array, threshold: Array, sharpness: Array, surrogate: str) -> Array
 
 
 @_step.defjvp
-def _step_jvp(surrogate, primals, tangents):
+def _step_jvp(
+    surrogate: str, primals: tuple[Array, Array, Array], tangents: tuple[Array, Array, Array]
+) -> tuple[Array, Array]:
     (x, threshold, sharpness), (tx, tthreshold, _) = primals, tangents
     slope = STEP_SURROGATES[surrogate](x - threshold, sharpness)
     # The step depends on x - threshold only; the sharpness shapes the surrogate, not the value.
@@ -418,9 +521,5 @@ def step(
         >>> float(jax.grad(jaxact.step)(0.0))
         0.25
     """
-    if surrogate not in STEP_SURROGATES:
-        close = difflib.get_close_matches(str(surrogate), STEP_SURROGATES, n=3, cutoff=0.0)
-        raise ValueError(
-            f"unknown step surrogate {surrogate!r}; did you mean {' or '.join(map(repr, close))}?"
-        )
+    x = as_array(x)
     return _step(x, like(threshold, x), like(sharpness, x), surrogate)

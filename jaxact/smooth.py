@@ -9,25 +9,56 @@ differentiated again (hessians, ``jacfwd``).
 
 import functools
 import math
+from collections.abc import Callable
 from fractions import Fraction
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import Array
 from jax.custom_derivatives import SymbolicZero
-from jax.typing import ArrayLike
+from jax.typing import ArrayLike, DTypeLike
 
 from jaxact import _numerics
-from jaxact._dtypes import like, rounds_once
+from jaxact._dtypes import as_array, like, rounds_once
+
+# A JVP rule's term: the slope (computed only if needed) and the tangent it multiplies.
+_Term = tuple[Callable[[], Array], Array | SymbolicZero]
 
 
-def _tangent(primal_out: Array, *terms) -> Array:
+def _tangent(primal_out: Array, *terms: _Term) -> Array:
     """Sum of ``slope() * tangent`` over the tangents that are not symbolic zeros."""
     parts = [slope() * t for slope, t in terms if not isinstance(t, SymbolicZero)]
     if not parts:
         return jnp.zeros_like(primal_out)
-    return functools.reduce(jnp.add, parts) * jnp.ones_like(primal_out)
+    total: Array = functools.reduce(jnp.add, parts)
+    return total * jnp.ones_like(primal_out)
+
+
+# The partial derivatives of f(x, p) in x and in p, each computed only if its tangent is needed.
+_Partials = tuple[Callable[[], Array], Callable[[], Array]]
+
+
+def _jvp_from_partials(
+    f: jax.custom_jvp[Array],
+) -> Callable[[Callable[..., _Partials]], Callable[..., _Partials]]:
+    """Decorator: defines f's JVP (symbolic zeros on) from the function giving its partials.
+
+    The decorated function takes f's arguments (any non-differentiable ones last, as f
+    declares them) and returns the two partials as functions of no argument.
+    """
+
+    def define(partials: Callable[..., _Partials]) -> Callable[..., _Partials]:
+        def jvp(*args: Any) -> tuple[Array, Array]:
+            *static, primals, tangents = args
+            y = f(*primals, *static)
+            return y, _tangent(y, *zip(partials(*primals, *static), tangents, strict=True))
+
+        f.defjvp(jvp, symbolic_zeros=True)
+        return partials
+
+    return define
 
 
 def _zero_at_infinity(x: Array, y: Array) -> Array:
@@ -35,12 +66,26 @@ def _zero_at_infinity(x: Array, y: Array) -> Array:
     return jnp.where(jnp.isinf(x) & (y == 0), 0.0, x * y)
 
 
-def _is_one(value) -> bool:
+def _is_one(value: object) -> bool:
     """True for the literal default 1, where ``value * x`` is exact and needs no correction."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and value == 1
 
 
+def _scaled(beta: Array, x: Array, corrected: bool = True) -> tuple[Array, Array | None]:
+    """beta * x, and its rounding error if ``corrected`` (else None: beta is exactly 1)."""
+    return _numerics.two_product(beta, x) if corrected else (beta * x, None)
+
+
 # --- sigmoid -----------------------------------------------------------------
+
+
+@jax.custom_jvp
+def _sigmoid_slope(x: Array) -> Array:
+    return _numerics.sigmoid_and_slope(x)[1]
+
+
+# Differentiated by jax, sigma' = e r^2 would give sigma'' as a difference (100% off near 0).
+_sigmoid_slope.defjvps(lambda t, y, x: _numerics.sigmoid_curvature(x) * t)
 
 
 @jax.custom_jvp
@@ -48,11 +93,7 @@ def _sigmoid(x: Array) -> Array:
     return _numerics.sigmoid_and_slope(x)[0]
 
 
-@_sigmoid.defjvp
-def _sigmoid_jvp(primals, tangents):
-    (x,), (t,) = primals, tangents
-    y, slope = _numerics.sigmoid_and_slope(x)
-    return y, slope * t
+_sigmoid.defjvps(lambda t, y, x: _sigmoid_slope(x) * t)
 
 
 # With a gain, a * x is rounded, and the tails' relative error is |a x| times that
@@ -62,13 +103,28 @@ def _sigmoid_gain(x: Array, gain: Array) -> Array:
     return _numerics.sigmoid_and_slope(*_numerics.two_product(gain, x))[0]
 
 
-@functools.partial(_sigmoid_gain.defjvp, symbolic_zeros=True)
-def _sigmoid_gain_jvp(primals, tangents):
-    (x, gain), (tx, tgain) = primals, tangents
-    y, slope = _numerics.sigmoid_and_slope(*_numerics.two_product(gain, x))
-    slope_x = lambda: gain * slope
-    slope_gain = lambda: _zero_at_infinity(x, slope)
-    return y, _tangent(y, (slope_x, tx), (slope_gain, tgain))
+@_jvp_from_partials(_sigmoid_gain)
+def _sigmoid_gain_partials(x: Array, gain: Array) -> _Partials:
+    slope = lambda: _sigmoid_gain_slope(x, gain)  # a sigma'(a x)
+    slope_gain = lambda: _zero_at_infinity(x, _numerics.sigmoid_and_slope(*_scaled(gain, x))[1])
+    return slope, slope_gain
+
+
+@jax.custom_jvp
+def _sigmoid_gain_slope(x: Array, gain: Array) -> Array:
+    return gain * _numerics.sigmoid_and_slope(*_numerics.two_product(gain, x))[1]
+
+
+@_jvp_from_partials(_sigmoid_gain_slope)
+def _sigmoid_gain_slope_partials(x: Array, gain: Array) -> _Partials:
+    z, z_lo = _scaled(gain, x)
+    curvature = _numerics.sigmoid_curvature(z, z_lo)
+    slope_x = lambda: gain * gain * curvature
+    # d/da [a sigma'(a x)] = sigma'(a x) + a x sigma''(a x)
+    slope_gain = lambda: (
+        _numerics.sigmoid_and_slope(z, z_lo)[1] + gain * _zero_at_infinity(x, curvature)
+    )
+    return slope_x, slope_gain
 
 
 @rounds_once
@@ -97,6 +153,7 @@ def sigmoid(x: ArrayLike, *, gain: ArrayLike = 1.0) -> Array:
         >>> float(jax.grad(jaxact.sigmoid)(20.0))
         2.06115e-09
     """
+    x = as_array(x)
     if _is_one(gain):
         return _sigmoid(x)
     return _sigmoid_gain(x, like(gain, x))
@@ -110,12 +167,17 @@ def _tanh(x: Array) -> Array:
     return jnp.tanh(x)
 
 
-@_tanh.defjvp
-def _tanh_jvp(primals, tangents):
-    (x,), (t,) = primals, tangents
-    e = jnp.exp(-2 * jnp.abs(x))
+@jax.custom_jvp
+def _tanh_slope(x: Array) -> Array:
     # sech(x)**2 from exp(-2|x|): unlike 1 - tanh(x)**2 it does not vanish for |x| > 9.
-    return jnp.tanh(x), 4 * e / jnp.square(1 + e) * t
+    e = jnp.exp(-2 * jnp.abs(x))
+    return 4 * e / jnp.square(1 + e)
+
+
+# Each one's rule calls the other, so both are defined first.
+_tanh.defjvps(lambda t, y, x: _tanh_slope(x) * t)
+# tanh'' = -2 tanh sech^2: a product, exact to a few ulps near 0 and in the tails.
+_tanh_slope.defjvps(lambda t, y, x: -2 * _tanh(x) * y * t)
 
 
 @rounds_once
@@ -154,7 +216,7 @@ def _softplus(x: Array) -> Array:
 
 
 @_softplus.defjvp
-def _softplus_jvp(primals, tangents):
+def _softplus_jvp(primals: tuple[Array], tangents: tuple[Array]) -> tuple[Array, Array]:
     (x,), (t,) = primals, tangents
     e = jnp.exp(-jnp.abs(x))
     y = jnp.maximum(x, 0) + jnp.log1p(e)
@@ -184,7 +246,9 @@ def _softplus_beta_parts(x: Array, beta: Array) -> tuple[Array, Array, Array]:
 
 
 @functools.partial(_softplus_beta.defjvp, symbolic_zeros=True)
-def _softplus_beta_jvp(primals, tangents):
+def _softplus_beta_jvp(
+    primals: tuple[Array, Array], tangents: tuple[Array | SymbolicZero, Array | SymbolicZero]
+) -> tuple[Array, Array]:
     (x, beta), (tx, tbeta) = primals, tangents
     y, slope_x, slope_beta = _softplus_beta_parts(x, beta)
     return y, _tangent(y, (lambda: slope_x, tx), (lambda: slope_beta, tbeta))
@@ -207,7 +271,9 @@ def softplus(x: ArrayLike, *, beta: ArrayLike = 1.0, threshold: ArrayLike | None
         beta: sharpness :math:`\beta > 0`; may be traced.
         threshold: where :math:`\beta x` exceeds it the result is ``x``
             (``torch.nn.functional.softplus`` uses 20); ``None``, the default,
-            never switches.
+            never switches. The switch is a kink: at :math:`\beta x` equal to the
+            threshold the derivative is the softplus side's
+            :math:`\sigma(\text{threshold})`, between the one-sided ones (that and 1).
 
     Returns:
         An array of x's shape and floating dtype, in :math:`(0, \infty)`.
@@ -217,6 +283,7 @@ def softplus(x: ArrayLike, *, beta: ArrayLike = 1.0, threshold: ArrayLike | None
         >>> jaxact.softplus(jax.numpy.array([-1000.0, 0.0, 1000.0]))
         Array([0.000000e+00, 6.931472e-01, 1.000000e+03], dtype=float32)
     """
+    x = as_array(x)
     y = _softplus(x) if _is_one(beta) else _softplus_beta(x, like(beta, x))
     beta = like(beta, x)
     if threshold is not None:
@@ -243,21 +310,22 @@ def log_sigmoid(x: ArrayLike) -> Array:
         >>> jaxact.log_sigmoid(jax.numpy.array([-100.0, 0.0, 50.0]))
         Array([-1.0000000e+02, -6.9314718e-01, -1.92875e-22], dtype=float32)
     """
-    return -_softplus(-x)
+    return -_softplus(-as_array(x))
 
 
 # --- silu / swish --------------------------------------------------------------
 
-# silu'(z) = sigma'(z) (1 + z + e^z) vanishes at z0 = -1 - W(1/e). Writing
-# d = z - z0, the bracket is d + e^{z0} expm1(d): two terms of one sign, so it
-# keeps full relative accuracy near the zero where the textbook form cancels.
+# silu'(z) = sigma'(z) (1 + z + e^z) vanishes at z0 = -1 - W(1/e). The bracket
+# N = 1 + z + e^z cancels near z0: there, with d = z - z0, it is d + e^{z0} expm1(d),
+# a series of terms of one sign. Elsewhere N itself is accurate (1 + z is exact where it
+# matters), losing at most 0.3 eps / |d| to the rounding of e^z: 3 eps at the window's edge.
 _SILU_ROOT = "-1.278464542761073795109358739022980155439477488619745765453"
 _SILU_EXP_ROOT = 0.2784645427610737951093587390229801554394774886197
-
-
-# expm1(d) = sum_k d^k / k!, highest degree first: the series used within _SILU_WINDOW of z0.
-_EXPM1_TAYLOR = tuple(1 / math.factorial(k) for k in range(15, 0, -1))
-_SILU_WINDOW = 0.35
+_SILU_WINDOW = 0.1
+# N = sum_k c_k d^k, highest degree first: c_1 = 1 + e^z0, c_k = e^z0 / k! for k >= 2.
+_SILU_BRACKET_TAYLOR = tuple(
+    _SILU_EXP_ROOT / math.factorial(k) if k > 1 else 1 + _SILU_EXP_ROOT for k in range(13, 0, -1)
+)
 
 
 def _silu_slope(z: Array, z_lo: Array | None = None) -> Array:
@@ -265,41 +333,72 @@ def _silu_slope(z: Array, z_lo: Array | None = None) -> Array:
     e = jnp.exp(-jnp.abs(z))
     r = 1 / (1 + e)
     sigmoid_slope = e * r * r
+    zc = jnp.clip(z, -1e4, 1e4)  # the branch not taken stays finite (no inf * 0)
+    one_plus_z, exp_z = 1 + zc, e  # e^z where z <= 0
     if z_lo is not None:
         sigmoid_slope = _numerics.sigmoid_and_slope(z, z_lo)[1]
-        z_lo = jnp.where(z >= -1e4, z_lo, 0.0)  # where z is clamped below, so is its error
-    exp_z = e if z_lo is None else e * (1 + z_lo)  # e^(z + z_lo) where z <= 0
-    # Clamped so that the branch not taken stays finite (no inf * 0 in second derivatives).
-    d = _numerics.offset_from(jnp.clip(z, -1e4, 0.0), _SILU_ROOT, z_lo)
-    # expm1(d) = e^z / e^{z0} - 1 needs no second exponential; near the root (where that
-    # difference would cancel) a short series replaces it: 8 terms reach float32's precision.
-    terms = len(_EXPM1_TAYLOR) if z.dtype == jnp.float64 else 8
-    near = jnp.clip(d, -_SILU_WINDOW, _SILU_WINDOW)
-    series = near * _numerics.horner(_EXPM1_TAYLOR[-terms:], near)
-    expm1_d = jnp.where(jnp.abs(d) < _SILU_WINDOW, series, exp_z / _SILU_EXP_ROOT - 1)
-    negative = sigmoid_slope * (d + _SILU_EXP_ROOT * expm1_d)
-    positive = r + jnp.where(e > 0, z * sigmoid_slope, 0.0)
-    return jnp.where(z <= 0, negative, positive)
-
-
-def _scaled(beta: Array, x: Array, corrected: bool) -> tuple[Array, Array | None]:
-    """beta * x, and its rounding error if ``corrected`` (else None: beta is exactly 1)."""
-    return _numerics.two_product(beta, x) if corrected else (beta * x, None)
+        z_lo = jnp.where(z == zc, z_lo, 0.0)  # where z is clamped, so is its error
+        one_plus_z, exp_z = one_plus_z + z_lo, e * (1 + z_lo)
+    d = _numerics.offset_from(zc, _SILU_ROOT, z_lo)
+    # Within the window the terms fall by 30x or more each: 6 reach float32's precision.
+    terms = 12 if z.dtype == jnp.float64 else 6
+    series = d * _numerics.horner(_SILU_BRACKET_TAYLOR[-terms:], d)
+    bracket = jnp.where(jnp.abs(d) < _SILU_WINDOW, series, one_plus_z + exp_z)
+    return jnp.where(z <= 0, sigmoid_slope * bracket, r + zc * sigmoid_slope)
 
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
 def _silu(x: Array, beta: Array, corrected: bool = False) -> Array:
+    if not corrected:  # beta is 1: as jax.nn's x sigma(x), but 0 (not nan) at -inf
+        return jnp.maximum(x, -1e4) / (1 + jnp.exp(-x))
     return _zero_at_infinity(x, _numerics.sigmoid_and_slope(*_scaled(beta, x, corrected))[0])
 
 
-@functools.partial(_silu.defjvp, symbolic_zeros=True)
-def _silu_jvp(corrected, primals, tangents):
-    (x, beta), (tx, tbeta) = primals, tangents
-    z, z_lo = _scaled(beta, x, corrected)
-    y = _silu(x, beta, corrected)
-    slope_x = lambda: _silu_slope(z, z_lo)
-    slope_beta = lambda: _zero_at_infinity(x, x * _numerics.sigmoid_and_slope(z, z_lo)[1])
-    return y, _tangent(y, (slope_x, tx), (slope_beta, tbeta))
+@_jvp_from_partials(_silu)
+def _silu_partials(x: Array, beta: Array, corrected: bool) -> _Partials:
+    slope_x = lambda: _silu_x_slope(x, beta, corrected)
+    slope_beta = lambda: _zero_at_infinity(
+        x, x * _numerics.sigmoid_and_slope(*_scaled(beta, x, corrected))[1]
+    )
+    return slope_x, slope_beta
+
+
+# silu''(z) = sigma'(z) h(z) with h = 2 - z tanh(z/2), even, zero at |z| = z2 ~ 2.3994.
+# With a = |z|, d = a - z2 and q = sigmoid(-a), and since z2 sigma(z2) = 1 + z2 / 2,
+# h = -(d (1 - 2q) + (2 + z2) q expm1(d)): two terms of the sign of -d, no cancellation.
+_SILU_CURVATURE_ROOT = "2.39935728051546766783273969728228388852291757683721441783096"
+_SILU_EXP_NEG_CURVATURE_ROOT = 0.0907762782268675917589  # e^-z2
+
+
+def _silu_curvature(z: Array, z_lo: Array | None = None) -> Array:
+    """d^2/dz^2 [z sigmoid(z)] at z (+ z_lo), accurate to a few ulps including near its zeros."""
+    a = jnp.minimum(jnp.abs(z), 1e4)  # beyond, sigma' underflows in every dtype
+    a_lo = None if z_lo is None else jnp.where(z >= 0, z_lo, -z_lo)
+    e = jnp.exp(-a)
+    d = _numerics.offset_from(a, _SILU_CURVATURE_ROOT, a_lo)
+    # q expm1(d) = (e^-z2 - e) / (1 + e): that difference cancels near the root, expm1 not.
+    q_expm1 = jnp.where(
+        d < 1,
+        e / (1 + e) * jnp.expm1(jnp.minimum(d, 1.0)),
+        (_SILU_EXP_NEG_CURVATURE_ROOT - e) / (1 + e),
+    )
+    one_minus_2q = -jnp.expm1(-a) / (1 + e)
+    root_plus_2 = float(Fraction(_SILU_CURVATURE_ROOT) + 2)
+    h = -(d * one_minus_2q + root_plus_2 * q_expm1)
+    return _numerics.sigmoid_and_slope(z, z_lo)[1] * h
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
+def _silu_x_slope(x: Array, beta: Array, corrected: bool = False) -> Array:
+    return _silu_slope(*_scaled(beta, x, corrected))
+
+
+@_jvp_from_partials(_silu_x_slope)
+def _silu_x_slope_partials(x: Array, beta: Array, corrected: bool) -> _Partials:
+    curvature = _silu_curvature(*_scaled(beta, x, corrected))
+    slope_x = lambda: beta * curvature
+    slope_beta = lambda: _zero_at_infinity(x, curvature)
+    return slope_x, slope_beta
 
 
 @rounds_once
@@ -327,10 +426,27 @@ def silu(x: ArrayLike, *, beta: ArrayLike = 1.0) -> Array:
         >>> jaxact.silu(jax.numpy.array([-1.0, 0.0, 1.0]))
         Array([-0.26894143,  0.        ,  0.7310586 ], dtype=float32)
     """
+    x = as_array(x)
     return _silu(x, like(beta, x), not _is_one(beta))
 
 
 swish = silu
+
+
+_NEAR_ROOT = 0.35  # half-width of the window where the Taylor series replaces the formula
+
+
+def _near_root(
+    x: Array, root: str, taylor: tuple[float, ...], formula: Array, terms32: int = 11
+) -> Array:
+    """formula, except within _NEAR_ROOT of root: there the Taylor series (no cancellation)."""
+    d = _numerics.offset_from(x, root)
+    d_safe = jnp.clip(d, -_NEAR_ROOT, _NEAR_ROOT)
+    # Within the window the terms fall by 3x or more each: for gelu's slopes the 12th
+    # would add less than 1e-9 relative (a fiftieth of a float32 epsilon), so 11 are kept.
+    terms = len(taylor) if x.dtype == jnp.float64 else terms32
+    series = d_safe * _numerics.estrin(taylor[terms - 1 :: -1], d_safe)
+    return jnp.where(jnp.abs(d) < _NEAR_ROOT, series, formula)
 
 
 # --- mish --------------------------------------------------------------------
@@ -376,15 +492,66 @@ def _mish_parts(x: Array) -> tuple[Array, Array]:
 
 
 @jax.custom_jvp
+def _mish_slope(x: Array) -> Array:  # its rule follows mish'' below
+    return _mish_parts(x)[1]
+
+
+@jax.custom_jvp
 def _mish(x: Array) -> Array:
     return _zero_at_infinity(x, _mish_parts(x)[0])
 
 
-@_mish.defjvp
-def _mish_jvp(primals, tangents):
-    (x,), (t,) = primals, tangents
-    gate, slope = _mish_parts(x)
-    return _zero_at_infinity(x, gate), slope * t
+_mish.defjvps(lambda t, y, x: _mish_slope(x) * t)
+
+
+# mish'' = 4u Q / N^3 with u = e^x, N = u^2 + 2u + 2 and
+# Q = 2u^3 + 6u^2 + 8u + 4 + x (2 + 2u - 3u^2 - 2u^3); for x > 0 the same in e = e^-x.
+# Q cancels near its zeros (x ~ -2.256 and 1.491): there Taylor series about them
+# (coefficients of degree 1..22 from mpmath at 60 digits; tests/test_accuracy.py recomputes them).
+_MISH_CURVATURE_LEFT_ROOT = "-2.2563763963607931200057485439501639062640349352343765919969"
+_MISH_CURVATURE_LEFT_TAYLOR = (
+    0.10875441073164269412, 0.098981938052558442793, 0.037361895610237292726,
+    0.0033540526593358655036, -0.003860493935188505869, -0.0024800681093348929031,
+    -0.00079278867241508665557, -0.00010538381919454746372, 0.000039783330530662919115,
+    0.000032238496830115365617, 0.000011646398837640038285, 2.197227437007130377e-6,
+    -1.9166311947636233247e-7, -3.2886827478945231872e-7, -1.3816841246787867919e-7,
+    -3.1791948154634229937e-8, -9.0418367919707163275e-10, 2.7897687645450416641e-9,
+    1.394724128786464638e-9, 3.7278297023353566071e-10, 3.5985149601048556359e-11,
+    -1.9587615834869196211e-11,
+)  # fmt: skip
+_MISH_CURVATURE_RIGHT_ROOT = "1.49057117948542845929441890819790982112783350126472582128565"
+_MISH_CURVATURE_RIGHT_TAYLOR = (
+    -0.23069451159746053559, 0.28127277803034307478, -0.079707355165425306376,
+    -0.066651739918527823501, 0.059988881162764971399, -0.00893224429208287213,
+    -0.011535248884490046985, 0.0070027488703032731158, -0.00026852183677313477282,
+    -0.0014013096671622837256, 0.00060827010593704836319, 0.000045850287012401908484,
+    -0.00013717566879765471803, 0.000043428925985047436178, 9.5038763079439770144e-6,
+    -0.000011636938135269530947, 2.594217668872636551e-6, 1.1453549858100460586e-6,
+    -8.8650334226201149148e-7, 1.2221513820381239291e-7, 1.1103700734940430724e-7,
+    -6.1681062458573401185e-8,
+)  # fmt: skip
+
+
+def _mish_curvature(x: Array) -> Array:
+    """mish''(x), accurate to a few ulps including near its zeros; 0 at +-inf."""
+    x = jnp.clip(x, -1e4, 1e4)  # beyond, e^-|x| underflows in every dtype
+    # x <= 0, with u = e^x (an exponential per side, not e^-|x|, so that the third
+    # derivative is right at 0 too):
+    u = jnp.exp(jnp.where(x <= 0, x, 0.0))
+    n = u * (u + 2) + 2
+    q = (4 + u * (8 + u * (6 + 2 * u))) + x * (2 + u * (2 - u * (3 + 2 * u)))
+    negative = 4 * u * q / (n * n * n)
+    # x > 0, with e = e^-x:
+    e = jnp.exp(-jnp.where(x > 0, x, 0.0))
+    d = 1 + e * (2 + 2 * e)
+    b = (2 + e * (6 + e * (8 + 4 * e))) - x * (2 + e * (3 - e * (2 + 2 * e)))
+    positive = 4 * (e * e) * b / (d * d * d)
+    formula = jnp.where(x <= 0, negative, positive)
+    formula = _near_root(x, _MISH_CURVATURE_LEFT_ROOT, _MISH_CURVATURE_LEFT_TAYLOR, formula, 13)
+    return _near_root(x, _MISH_CURVATURE_RIGHT_ROOT, _MISH_CURVATURE_RIGHT_TAYLOR, formula, 13)
+
+
+_mish_slope.defjvps(lambda t, y, x: _mish_curvature(x) * t)
 
 
 @rounds_once
@@ -426,6 +593,7 @@ _SQRT_2_OVER_PI = 0.7978845608028653558798921198687637369517
 # Taylor coefficients (degree 1..18) of the derivative of each gelu at its zero,
 # from mpmath at 60 digits; tests/test_smooth.py recomputes them.
 _GELU_ROOT = "-0.75179152469356445745790494677952403966447115342345384838654"
+_GELU_TANH_ROOT = "-0.752461422071016258487954443288916090605392178037629270641773"
 _GELU_TAYLOR = (
     0.43149399231404691979, 0.38828498299055199786, -0.018199676398671087101,
     -0.11400823329722170855, -0.014771522148244337718, 0.019421679838189065889,
@@ -434,7 +602,6 @@ _GELU_TAYLOR = (
     -7.7484613070037191253e-6, 4.3284506257392275468e-7, 5.7027649792421072372e-7,
     -1.6044265494246427586e-9, -3.5459866461783866484e-8, -1.396942086426202066e-9,
 )  # fmt: skip
-_GELU_TANH_ROOT = "-0.752461422071016258487954443288916090605392178037629270641773"
 _GELU_TANH_TAYLOR = (
     0.43040009102485850908, 0.38751844613578892642, -0.015782853521848028342,
     -0.11394448308095898711, -0.016619328343052562692, 0.019682309459833117487,
@@ -443,20 +610,6 @@ _GELU_TANH_TAYLOR = (
     -0.000015950896871645104756, 5.9186117108940050477e-6, 2.4335516344299544448e-6,
     -9.8986477474336658341e-7, -4.3102482988029014812e-7, 1.4157556987729472945e-7,
 )  # fmt: skip
-_NEAR_ROOT = 0.35  # half-width of the window where the Taylor series replaces the formula
-
-
-def _near_root(x: Array, root: str, taylor: tuple[float, ...], formula: Array) -> Array:
-    """formula, except within _NEAR_ROOT of root: there the Taylor series (no cancellation)."""
-    d = _numerics.offset_from(x, root)
-    d_safe = jnp.clip(d, -_NEAR_ROOT, _NEAR_ROOT)
-    # Within the window the terms fall by 3x or more each: in float32 the 12th would add
-    # less than 1e-9 relative (a fiftieth of an epsilon), so 11 are kept.
-    terms = len(taylor) if x.dtype == jnp.float64 else 11
-    series = d_safe * _numerics.estrin(taylor[terms - 1 :: -1], d_safe)
-    return jnp.where(jnp.abs(d) < _NEAR_ROOT, series, formula)
-
-
 # Taylor coefficients of the Mills ratio M(t) = Phi(-t) / phi(t) at t = 1.3, from mpmath at
 # 50 digits (tests/test_accuracy.py recomputes them); 13 terms reach float32 precision
 # on |t - 1.3| <= 0.7, 23 reach float64. XLA's erfc is ~5 ulps off for t near 1.4.
@@ -488,14 +641,14 @@ def _normal_cdf(x: Array) -> Array:
     lower = _INV_SQRT_2PI * gaussian * _mills_ratio(-jnp.minimum(x, -0.6))
     # erfc magnifies the rounding of z = -x / sqrt(2) by 2 z^2: take the rounding error dz
     # of the product and correct to first order, erfc'(z) = -2/sqrt(pi) e^{-z^2}.
-    half_hi, half_lo = _split_constant(_SQRT_HALF_DIGITS, x.dtype)
+    half_hi, half_lo = _numerics.split_constant(_SQRT_HALF_DIGITS, x.dtype)
     z, dz = _numerics.two_product(-x, half_hi)
     dz = dz - jnp.clip(x, -64.0, 64.0) * half_lo  # beyond 64 the Gaussian factor is 0
     upper = 0.5 * (jax.lax.erfc(z) - dz * _TWO_OVER_SQRT_PI * gaussian)
     return jnp.where(x < -0.6, lower, upper)
 
 
-def _gelu_exact_slope(x: Array) -> Array:
+def _gelu_exact_slope_formula(x: Array) -> Array:
     """Phi(x) + x phi(x), accurate near its zero and in both tails."""
     x = jnp.clip(x, -64.0, 64.0)  # beyond, phi underflows and the slope is 0 or 1
     density = _INV_SQRT_2PI * _numerics.exp_neg_half_square(x)
@@ -509,19 +662,15 @@ _GELU_TANH_K1 = "1.595769121605730711759784239737527473903"
 _GELU_TANH_K3 = "0.07135481627260024877633875227986354099559"
 
 
-def _split_constant(value: str, dtype) -> tuple[np.ndarray, np.ndarray]:
-    exact = Fraction(value)
-    hi = np.asarray(float(exact), dtype=dtype)
-    return hi, np.asarray(float(exact - Fraction(float(hi))), dtype=dtype)
-
-
 def _gelu_tanh_argument(x: Array) -> tuple[Array, Array]:
-    """z = 2 sqrt(2/pi) (x + 0.044715 x**3) as hi + lo, for |x| <= 10.
+    """z = 2 sqrt(2/pi) (x + 0.044715 x**3) as hi + lo, for |x| <= 27.
 
     In the lower tail the gate is about e^z, whose relative error is the absolute
-    error of z (up to 70 in magnitude): z is formed in double-word arithmetic.
+    error of z (up to 90 in float32, 1500 in float64): z is formed in double-word arithmetic.
     """
-    (k1, k1_lo), (k3, k3_lo) = (_split_constant(k, x.dtype) for k in (_GELU_TANH_K1, _GELU_TANH_K3))
+    (k1, k1_lo), (k3, k3_lo) = (
+        _numerics.split_constant(k, x.dtype) for k in (_GELU_TANH_K1, _GELU_TANH_K3)
+    )
     a, a_lo = _numerics.two_product(k1, x, bounded=True)
     square, square_lo = _numerics.two_product(x, x, bounded=True)
     cube, cube_lo = _numerics.two_product(square, x, bounded=True)
@@ -531,17 +680,69 @@ def _gelu_tanh_argument(x: Array) -> tuple[Array, Array]:
     return z, z_lo
 
 
+def _gelu_tanh_bound(dtype: DTypeLike) -> float:
+    """Beyond this |x| the gate of tanh-gelu is 0 or 1 in dtype; clamping keeps x**3 finite."""
+    return 27.0 if dtype == jnp.float64 else 10.0
+
+
 def _gelu_tanh_parts(x: Array) -> tuple[Array, Array]:
     """The gate sigmoid(z) of tanh-gelu and its derivative."""
-    # Beyond |x| = 10 the gate is 0 or 1 to float64 precision; clamping keeps x**3 finite.
-    inside = jnp.abs(x) <= 10
-    xc = jnp.clip(x, -10.0, 10.0)
+    bound = _gelu_tanh_bound(x.dtype)
+    inside = jnp.abs(x) <= bound
+    xc = jnp.clip(x, -bound, bound)
     z, z_lo = _gelu_tanh_argument(xc)
     z = jnp.where(inside, z, 100 * x)  # |z| >= 1000 outside: sigmoid(z) is 0 or 1
     gate, gate_slope = _numerics.sigmoid_and_slope(z, jnp.where(inside, z_lo, 0.0))
     dz = _SQRT_2_OVER_PI * (2 + 6 * 0.044715 * xc * xc)
     formula = gate + xc * dz * gate_slope
     return gate, _near_root(xc, _GELU_TANH_ROOT, _GELU_TANH_TAYLOR, formula)
+
+
+# Taylor coefficients (degree 1..22) of gelu'' about its zeros, from mpmath at 60 digits
+# (tests/test_accuracy.py recomputes them): tanh-gelu's is even, exact gelu's is
+# phi(x) (2 - x^2), whose bracket an exact product keeps free of cancellation.
+_GELU_TANH_CURVATURE_ROOT = "1.41850400879082835554803354559964269792415831878853240273794"
+_GELU_TANH_CURVATURE_TAYLOR = (
+    -0.4095488174124190962, 0.4320811115938480132, -0.0081689518839448036129,
+    -0.16109481693213482575, 0.056750540975161722615, 0.020035361162701274111,
+    -0.016711507560853919007, 0.00076320011369161621885, 0.0026434611466966619229,
+    -0.00075142007750985029318, -0.00026173756856854424373, 0.00017619942054101046804,
+    6.1388796682434663118e-6, -0.000029186541051047748193, 4.8843417595228518167e-6,
+    3.5688649669617478137e-6, -1.5017465385495819778e-6, -2.3134876605993592725e-7,
+    2.7799341689365080703e-7, -2.4601994673299103906e-8, -3.6027218726493861122e-8,
+    1.123704279456637546e-8,
+)  # fmt: skip
+
+
+def _gelu_tanh_curvature(x: Array) -> Array:
+    """Second derivative of tanh-gelu: sigma'(z) (z'' x + 2 z' - x tanh(z/2) z'^2), even in x."""
+    bound = _gelu_tanh_bound(x.dtype)
+    xa = jnp.minimum(jnp.abs(x), bound)
+    z, z_lo = _gelu_tanh_argument(xa)
+    gate_slope = _numerics.sigmoid_and_slope(z, z_lo)[1]
+    half_tanh = -jnp.expm1(-z) / (1 + jnp.exp(-z))  # tanh(z / 2), z >= 0
+    square = xa * xa
+    dz = _SQRT_2_OVER_PI * (2 + 6 * 0.044715 * square)
+    bracket = _SQRT_2_OVER_PI * (4 + 24 * 0.044715 * square) - xa * half_tanh * dz * dz
+    formula = gate_slope * bracket
+    series = _near_root(xa, _GELU_TANH_CURVATURE_ROOT, _GELU_TANH_CURVATURE_TAYLOR, formula, 13)
+    return jnp.where(jnp.abs(x) <= bound, series, 0.0)
+
+
+def _gelu_exact_curvature(x: Array) -> Array:
+    """phi(x) (2 - x^2), with x^2 = hi + lo exactly so that 2 - x^2 does not cancel."""
+    x = jnp.clip(x, -64.0, 64.0)  # beyond, phi underflows in every dtype
+    density = _INV_SQRT_2PI * _numerics.exp_neg_half_square(x)
+    square, square_lo = _numerics.two_product(x, x, bounded=True)
+    return density * -(square_lo - (2 - square))  # not (2 - hi) - lo, which XLA refolds
+
+
+@jax.custom_jvp
+def _gelu_exact_slope(x: Array) -> Array:
+    return _gelu_exact_slope_formula(x)
+
+
+_gelu_exact_slope.defjvps(lambda t, y, x: _gelu_exact_curvature(x) * t)
 
 
 @jax.custom_jvp
@@ -553,11 +754,19 @@ _gelu_exact.defjvps(lambda t, y, x: _gelu_exact_slope(x) * t)
 
 
 @jax.custom_jvp
+def _gelu_tanh_slope(x: Array) -> Array:
+    return _gelu_tanh_parts(x)[1]
+
+
+_gelu_tanh_slope.defjvps(lambda t, y, x: _gelu_tanh_curvature(x) * t)
+
+
+@jax.custom_jvp
 def _gelu_tanh(x: Array) -> Array:
     return _zero_at_infinity(x, _gelu_tanh_parts(x)[0])
 
 
-_gelu_tanh.defjvps(lambda t, y, x: _gelu_tanh_parts(x)[1] * t)
+_gelu_tanh.defjvps(lambda t, y, x: _gelu_tanh_slope(x) * t)
 
 
 @rounds_once
@@ -601,6 +810,15 @@ def _expm1(x: Array) -> Array:
 _expm1.defjvps(lambda t, y, x: jnp.exp(x) * t)
 
 
+def _non_positive(x: Array) -> Array:
+    """x where x <= 0, else 0: the negative branch's input, with slope 1 at 0 itself.
+
+    Unlike ``jnp.minimum(x, 0)``, whose derivative at the tie is 1/2, so that the
+    derivative at 0 is the left branch's, as ``jax.nn``'s.
+    """
+    return jnp.where(x > 0, 0.0, x)
+
+
 @rounds_once
 def elu(x: ArrayLike, alpha: ArrayLike = 1.0) -> Array:
     r"""Exponential linear unit (Clevert et al., 2015).
@@ -610,7 +828,10 @@ def elu(x: ArrayLike, alpha: ArrayLike = 1.0) -> Array:
         \qquad \mathrm{elu}'(x) = \alpha e^{x} \text{ for } x \le 0
 
     The negative side's derivative is :math:`\alpha e^{x}` itself, not
-    :math:`\mathrm{expm1}(x) + 1` (which is 0 in float32 below ``-17``).
+    :math:`\mathrm{expm1}(x) + 1` (which is 0 in float32 below ``-17``). At 0
+    (and -0) every derivative is the left branch's, as ``jax.nn.elu``'s:
+    :math:`\alpha` for the first and second (the one-sided first derivatives are
+    :math:`\alpha` and 1, equal for the default :math:`\alpha = 1`).
 
     Args:
         x: input array.
@@ -624,7 +845,8 @@ def elu(x: ArrayLike, alpha: ArrayLike = 1.0) -> Array:
         >>> jaxact.elu(jax.numpy.array([-1.0, 0.0, 1.0]))
         Array([-0.63212055,  0.        ,  1.        ], dtype=float32)
     """
-    return jnp.where(x > 0, x, like(alpha, x) * _expm1(jnp.minimum(x, 0.0)))
+    x = as_array(x)
+    return jnp.where(x > 0, x, like(alpha, x) * _expm1(_non_positive(x)))
 
 
 @rounds_once
@@ -633,6 +855,11 @@ def celu(x: ArrayLike, alpha: ArrayLike = 1.0) -> Array:
 
     .. math::
         \mathrm{celu}(x) = \max(x, 0) + \alpha\left(e^{\min(x, 0)/\alpha} - 1\right)
+
+    Continuously differentiable: the derivative at 0 is 1, as ``jax.nn.celu``'s. The
+    second derivative jumps there from :math:`1/\alpha` to 0; at 0 (and -0) it is the
+    left branch's :math:`1/\alpha` (``jax.nn.celu`` gives :math:`1/(4\alpha)`, an
+    artefact of the 1/2 that ``jnp.minimum`` and ``jnp.maximum`` each take at a tie).
 
     Args:
         x: input array.
@@ -646,8 +873,9 @@ def celu(x: ArrayLike, alpha: ArrayLike = 1.0) -> Array:
         >>> jaxact.celu(jax.numpy.array([-1.0, 0.0, 1.0]), alpha=2.0)
         Array([-0.7869387,  0.       ,  1.       ], dtype=float32)
     """
+    x = as_array(x)
     alpha = like(alpha, x)
-    return jnp.where(x > 0, x, alpha * _expm1(jnp.minimum(x, 0.0) / alpha))
+    return jnp.where(x > 0, x, alpha * _expm1(_non_positive(x) / alpha))
 
 
 _SELU_ALPHA = 1.6732632423543772848170429916717
@@ -662,6 +890,10 @@ def selu(x: ArrayLike) -> Array:
         \mathrm{selu}(x) = \lambda\,\mathrm{elu}(x, \alpha), \quad
         \lambda \approx 1.0507, \ \alpha \approx 1.6733
 
+    At 0 (and -0) every derivative is the left branch's, as ``jax.nn.selu``'s:
+    :math:`\lambda\alpha \approx 1.7581` (the one-sided first derivatives are
+    :math:`\lambda\alpha` and :math:`\lambda`).
+
     Args:
         x: input array.
 
@@ -673,7 +905,8 @@ def selu(x: ArrayLike) -> Array:
         >>> jaxact.selu(jax.numpy.array([-1.0, 0.0, 1.0]))
         Array([-1.1113307,  0.       ,  1.050701 ], dtype=float32)
     """
-    return _SELU_SCALE * jnp.where(x > 0, x, _SELU_ALPHA * _expm1(jnp.minimum(x, 0.0)))
+    x = as_array(x)
+    return _SELU_SCALE * jnp.where(x > 0, x, _SELU_ALPHA * _expm1(_non_positive(x)))
 
 
 # --- algebraic and other smooth activations ------------------------------------
@@ -698,13 +931,15 @@ def soft_sign(x: ArrayLike) -> Array:
         \mathrm{soft\_sign}'(x) = \frac{1}{(1 + |x|)^2}
 
     The derivative is formed directly (the automatic one subtracts two nearly
-    equal terms and loses every digit for :math:`|x| > 10^4`).
+    equal terms and loses every digit for :math:`|x| > 10^4`). The second derivative
+    :math:`-2\operatorname{sign}(x)/(1 + |x|)^3` jumps at 0; there (and at -0) it is
+    the right branch's, -2, as ``jax.nn.soft_sign``'s.
 
     Args:
         x: input array.
 
     Returns:
-        An array of x's shape and floating dtype, in :math:`(-1, 1)`.
+        An array of x's shape and floating dtype, strictly between -1 and 1.
 
     Examples:
         >>> import jax, jaxact
@@ -730,14 +965,27 @@ def _squareplus(x: Array, b: Array) -> Array:
     return jnp.where(x >= 0, x / 2 + root / 2, (b / 4) / (root / 2 - xc / 2))
 
 
-@functools.partial(_squareplus.defjvp, symbolic_zeros=True)
-def _squareplus_jvp(primals, tangents):
-    (x, b), (tx, tb) = primals, tangents
-    y = _squareplus(x, b)
+@_jvp_from_partials(_squareplus)
+def _squareplus_partials(x: Array, b: Array) -> _Partials:
+    slope_x = lambda: _squareplus_slope(x, b)
+    slope_b = lambda: 1 / (4 * _squareplus_parts(x, b)[1])
+    return slope_x, slope_b
+
+
+@jax.custom_jvp
+def _squareplus_slope(x: Array, b: Array) -> Array:
     xc, root = _squareplus_parts(x, b)
-    slope_x = lambda: jnp.where(xc >= 0, (1 + xc / root) / 2, (b / 2) / root / (root - xc))
-    slope_b = lambda: 1 / (4 * root)
-    return y, _tangent(y, (slope_x, tx), (slope_b, tb))
+    return jnp.where(xc >= 0, (1 + xc / root) / 2, (b / 2) / root / (root - xc))
+
+
+@_jvp_from_partials(_squareplus_slope)
+def _squareplus_slope_partials(x: Array, b: Array) -> _Partials:
+    xc, root = _squareplus_parts(x, b)
+    # b / (2 r^3) and -x / (4 r^3) with r = sqrt(x^2 + b), divided one r at a time:
+    # r^3 would overflow (0 / inf is fine, inf / inf is not).
+    slope_x = lambda: (b / 2) / root / root / root
+    slope_b = lambda: -(xc / root) / (4 * root) / root
+    return slope_x, slope_b
 
 
 @rounds_once
@@ -763,6 +1011,7 @@ def squareplus(x: ArrayLike, b: ArrayLike = 4) -> Array:
         >>> jaxact.squareplus(jax.numpy.array([-1000.0, 0.0, 1.0]))
         Array([9.99999e-04, 1.000000e+00, 1.618034e+00], dtype=float32)
     """
+    x = as_array(x)
     return _squareplus(x, like(b, x))
 
 
@@ -773,6 +1022,9 @@ def sparse_plus(x: ArrayLike) -> Array:
     .. math::
         \mathrm{sparse\_plus}(x) = \begin{cases}
         0 & x \le -1 \\ \frac{(x + 1)^2}{4} & -1 < x < 1 \\ x & x \ge 1 \end{cases}
+
+    Continuously differentiable; the second derivative jumps at :math:`\pm 1` and
+    is 0 there, as ``jax.nn.sparse_plus``'s.
 
     Args:
         x: input array.
@@ -785,6 +1037,7 @@ def sparse_plus(x: ArrayLike) -> Array:
         >>> jaxact.sparse_plus(jax.numpy.array([-2.0, 0.0, 2.0]))
         Array([0.  , 0.25, 2.  ], dtype=float32)
     """
+    x = as_array(x)
     quadratic = jnp.square(jnp.clip(x, -1.0, 1.0) + 1) / 4  # clipped: no inf * 0 in the gradient
     return jnp.where(x <= -1, 0.0, jnp.where(x >= 1, x, quadratic))
 
@@ -795,6 +1048,9 @@ def sparse_sigmoid(x: ArrayLike) -> Array:
 
     .. math::
         \mathrm{sparse\_sigmoid}(x) = \tfrac12 \operatorname{clip}(x + 1, 0, 2)
+
+    At the kinks :math:`x = \pm 1` the derivative is :math:`1/4`, the mean of the
+    one-sided 0 and :math:`1/2`, as ``jax.nn.sparse_sigmoid``'s.
 
     Args:
         x: input array.
@@ -852,7 +1108,7 @@ def _tanh_shrink(x: Array) -> Array:
 
 
 # d/dx (x - tanh x) = tanh(x)**2: no cancellation.
-_tanh_shrink.defjvps(lambda t, y, x: jnp.square(jnp.tanh(x)) * t)
+_tanh_shrink.defjvps(lambda t, y, x: jnp.square(_tanh(x)) * t)
 
 
 @rounds_once

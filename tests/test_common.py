@@ -31,14 +31,6 @@ def precision(dtype: str):
     return jax.enable_x64(True) if dtype == "float64" else contextlib.nullcontext()
 
 
-def activation(name: str, **params):
-    """The registry function with default parameters; logsumexp reduces the last axis (a row)."""
-    if name == "logsumexp":
-        params = {"axis": -1, **params}
-    fn = jaxact.info(name).fn
-    return functools.partial(fn, **params) if params else fn
-
-
 def inputs(dtype, shape=(3, 8)) -> jax.Array:
     """Moderate inputs that are exactly representable in every dtype, rows not sorted."""
     values = np.linspace(-4.0, 4.0, int(np.prod(shape)))
@@ -83,7 +75,7 @@ ROW_SHAPES = ((2,), (0, 4), (2, 0), (3, 1, 6))
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("name", NAMES)
-def test_dtype_shapes_finite_jit_vmap_grad(name, dtype):
+def test_dtype_shapes_finite_jit_vmap_grad(name, dtype, activation):
     f = activation(name)
     shapes = ELEMENTWISE_SHAPES if name in ELEMENTWISE else ROW_SHAPES
     # Half types run the float32 code and round once: their odd shapes add nothing to it.
@@ -133,7 +125,7 @@ def scanned(f, xs):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_grad_jacobians_hessian_and_scan_float32(name):
+def test_grad_jacobians_hessian_and_scan_float32(name, activation):
     f = activation(name)
     total = lambda x: jnp.sum(f(x))
     row = inputs(jnp.float32, (8,))
@@ -163,7 +155,7 @@ def test_grad_jacobians_hessian_and_scan_float32(name):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_check_grads_float64_away_from_kinks(name):
+def test_check_grads_float64_away_from_kinks(name, activation):
     # step's sigmoid surrogate is not its derivative by design; its true derivative is 0.
     f = activation(name, surrogate="none") if name == "step" else activation(name)
     points = np.array([-2.3, -0.6, -0.15, 0.35, 1.45, 2.6])
@@ -180,7 +172,7 @@ def test_check_grads_float64_away_from_kinks(name):
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered in cast")  # jax.nn.softmax on ints
 @pytest.mark.parametrize("name", NAMES)
-def test_integer_inputs_like_jax_nn(name):
+def test_integer_inputs_like_jax_nn(name, activation):
     f = activation(name)
     x = jnp.arange(-3, 5, dtype=jnp.int32).reshape(2, 4)
     ours = f(x)
@@ -227,7 +219,7 @@ def test_signature_accepts_jax_nn_arguments(name):
 
 
 @pytest.mark.parametrize("name", JAX_NN)
-def test_values_and_gradients_match_jax_nn(name):
+def test_values_and_gradients_match_jax_nn(name, activation):
     ours = activation(name)
     theirs = getattr(jax.nn, jaxact.info(name).jax_nn)
     if name == "logsumexp":
@@ -280,7 +272,7 @@ TRACED = [
 
 
 @pytest.mark.parametrize("name, param, values", TRACED)
-def test_hyperparameter_vmap_and_grad(name, param, values):
+def test_hyperparameter_vmap_and_grad(name, param, values, activation):
     f = activation(name)
     x = np.asarray(inputs(jnp.float32, (2, 8)) / 2)
     for value in values:

@@ -2,7 +2,6 @@
 
 import io
 import math
-import pathlib
 import pickle
 import re
 from contextlib import redirect_stdout
@@ -14,23 +13,12 @@ import optax
 import pytest
 
 nn = pytest.importorskip("flax.linen")
-sklearn_datasets = pytest.importorskip("sklearn.datasets")
 
 import jaxact  # noqa: E402
 import jaxact.linen as L  # noqa: E402
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def digits():
-    data = sklearn_datasets.load_digits()
-    x = jnp.asarray(data.data[:256] / 16.0, jnp.float32)
-    return x, jnp.asarray(data.target[:256])
-
-
 LEARNABLE = {
-    "prelu": (lambda: L.PReLU(num_channels=32, init_value=0.2), ["negative_slope"]),
+    "prelu": (lambda: L.PReLU(num_channels=32, negative_slope_init=0.2), ["negative_slope"]),
     "prelu_shared": (lambda: L.PReLU(), ["negative_slope"]),
     "swish": (lambda: L.Swish(init_value=1.5), ["beta"]),
     "silu": (lambda: L.SiLU(), ["beta"]),
@@ -149,6 +137,45 @@ def test_activation_module_config_and_transforms():
     assert out.shape == x.shape
 
 
+def test_lifted_transforms_take_the_class_with_keywords():
+    x = jnp.linspace(-2.0, 2.0, 6)
+    expected = jaxact.elu(x, 2.0)
+    for transform in (nn.jit, nn.remat):
+        layer = transform(L.Activation)("elu", alpha=2.0)
+        assert layer.hyperparams == (("alpha", 2.0),)
+        np.testing.assert_array_equal(layer.apply({}, x), expected)
+    learnable = nn.jit(L.Learnable)("hard_tanh", "max_val", min_val=-0.5)
+    assert learnable.fixed == (("min_val", -0.5),)
+    variables = learnable.init(jax.random.key(0), x)
+    np.testing.assert_array_equal(learnable.apply(variables, x), jnp.clip(x, -0.5, 1.0))
+
+
+def test_array_hyperparameters_hash_and_compare_by_value():
+    slopes = np.array([0.1, 0.2, 0.3], np.float32)
+    act = L.Activation("prelu", negative_slope=jnp.asarray(slopes))
+    same = L.Activation("prelu", hyperparams={"negative_slope": slopes})
+    assert act == same and hash(act) == hash(same)
+    assert act != L.Activation("prelu", negative_slope=slopes[::-1])
+    x = -jnp.ones((2, 3))
+    np.testing.assert_allclose(act.apply({}, x), -np.broadcast_to(slopes, (2, 3)), rtol=1e-6)
+    layer = L.Learnable("elu", params={"alpha": 2.0}, positive=["alpha"])
+    assert hash(layer) == hash(L.Learnable("elu", params=(("alpha", 2.0),), positive=("alpha",)))
+
+
+def test_prelu_drops_in_for_flax_prelu():
+    x = jnp.linspace(-3.0, 3.0, 12).reshape(3, 4)
+    for kwargs in ({}, {"negative_slope_init": 0.2}):
+        ours, theirs = L.PReLU(**kwargs), nn.PReLU(**kwargs)
+        variables = theirs.init(jax.random.key(0), x)
+        assert jax.tree.structure(ours.init(jax.random.key(0), x)) == jax.tree.structure(variables)
+        np.testing.assert_array_equal(ours.apply(variables, x), theirs.apply(variables, x))
+    scalar = jnp.float32(-2.0)  # a 0-d input: one shared slope
+    out = L.PReLU().apply(L.PReLU().init(jax.random.key(0), scalar), scalar)
+    assert out.shape == () and float(out) == pytest.approx(-0.02)
+    with pytest.raises(ValueError, match=r"num_channels=3 .* shape \(\)"):
+        L.PReLU(num_channels=3).init(jax.random.key(0), scalar)
+
+
 def test_jaxact_functions_as_flax_activation_fn():
     cell = nn.LSTMCell(8, activation_fn=jaxact.tanh, gate_fn=jaxact.sigmoid)
     reference = nn.LSTMCell(8)
@@ -167,7 +194,7 @@ def test_critical_init_as_kernel_init():
         bias_init=jaxact.critical_bias_init(0.3),
     )
     params = dense.init(jax.random.key(0), jnp.ones((1, 500)))["params"]
-    sigma_w = jaxact.gain("tanh", sigma_b=0.3)
+    sigma_w = jaxact.critical_gain("tanh", sigma_b=0.3)
     assert float(jnp.var(params["kernel"])) * 500 == pytest.approx(sigma_w**2, rel=0.03)
     assert float(jnp.std(params["bias"])) == pytest.approx(0.3, rel=0.15)
 
@@ -186,6 +213,13 @@ def test_bad_configuration_is_a_clear_error():
         L.Learnable("elu", params={"alpha": -1.0}, positive=("alpha",)).init(jax.random.key(0), x)
     with pytest.raises(ValueError, match="num_channels"):
         L.PReLU(num_channels=4).init(jax.random.key(0), x)
+    with pytest.raises(ValueError, match="num_channels must be a positive int"):
+        L.PReLU(0.1)  # Flax's first argument is the slope; here it is num_channels
+    # Checked at construction, before any input is seen.
+    with pytest.raises(ValueError, match="not a number"):
+        L.Learnable("step", params=("surrogate",))
+    with pytest.raises(ValueError, match="alpha must be"):
+        L.ELU(init_value=math.nan)
 
 
 def test_positive_constraint_holds_after_a_large_step():
@@ -196,10 +230,13 @@ def test_positive_constraint_holds_after_a_large_step():
     assert float(out[0]) <= 0 and bool(jnp.isfinite(out).all())
 
 
-def test_readme_examples_run():
-    text = (ROOT / "README.md").read_text()
-    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
-    quickstart, flax_example = [b for b in blocks if not b.startswith(">>>")]  # the runnable two
+def test_readme_examples_run(repo_root):
+    def blocks(page):
+        text = (repo_root / page).read_text()
+        return [b for b in re.findall(r"```python\n(.*?)```", text, flags=re.S) if ">>>" not in b]
+
+    (quickstart,) = blocks("README.md")
+    (flax_example,) = blocks("docs/flax_and_theory.md")
     namespace = {}
     exec(compile(quickstart, "README.md", "exec"), namespace)
     slope = namespace["jax"].grad(namespace["nn"].sigmoid)(20.0)
@@ -207,6 +244,6 @@ def test_readme_examples_run():
     code = flax_example
     buffer = io.StringIO()
     with redirect_stdout(buffer), jax.numpy_dtype_promotion("standard"):  # as optax.adam needs
-        exec(compile(code, "README.md", "exec"), {})
+        exec(compile(code, "docs/flax_and_theory.md", "exec"), {})
     lines = buffer.getvalue().splitlines()
     assert lines[0] == "1.761" and lines[1] == "True"

@@ -10,7 +10,6 @@ import pytest
 
 nnx = pytest.importorskip("flax.nnx")
 linen = pytest.importorskip("flax.linen")
-sklearn_datasets = pytest.importorskip("sklearn.datasets")
 
 import jaxact  # noqa: E402
 import jaxact.linen as L  # noqa: E402
@@ -19,7 +18,7 @@ import jaxact.nnx as X  # noqa: E402
 # (nnx layer, the linen layer with the same config, trainable parameter names)
 PAIRS = {
     "prelu": (
-        lambda: X.PReLU(16, init=0.2),
+        lambda: X.PReLU(16, negative_slope_init=0.2),
         lambda **kw: L.PReLU(16, 0.2, **kw),
         ["negative_slope"],
     ),
@@ -37,13 +36,6 @@ PAIRS = {
         ["b_raw"],
     ),
 }
-
-
-@pytest.fixture(scope="module")
-def digits():
-    data = sklearn_datasets.load_digits()
-    x = jnp.asarray(data.data[:256] / 16.0, jnp.float32)
-    return x, jnp.asarray(data.target[:256])
 
 
 class MLP(nnx.Module):
@@ -162,6 +154,28 @@ def test_activation_in_sequential_and_transforms():
     assert jnp.allclose(repeat(x, X.Activation("tanh")), jnp.tanh(jnp.tanh(jnp.tanh(x))))
 
 
+def test_prelu_drops_in_for_flax_prelu():
+    x = jnp.linspace(-3.0, 3.0, 12).reshape(3, 4)
+    for kwargs in ({}, {"negative_slope_init": 0.2}):
+        ours, theirs = X.PReLU(**kwargs), nnx.PReLU(**kwargs)
+        assert ours.negative_slope[...].shape == theirs.negative_slope[...].shape
+        np.testing.assert_array_equal(ours(x), theirs(x))
+    assert float(X.PReLU()(jnp.float32(-2.0))) == pytest.approx(-0.02)  # 0-d: one shared slope
+    with pytest.raises(ValueError, match=r"num_channels=3 .* shape"):
+        X.PReLU(3)(jnp.float32(-2.0))
+
+
+def test_one_hyperparameter_layers_are_classes():
+    for cls, name in (
+        (X.Swish, "Swish"),
+        (X.ELU, "ELU"),
+        (X.CELU, "CELU"),
+        (X.Softplus, "Softplus"),
+    ):
+        assert cls.__name__ == name and issubclass(cls, X.Learnable)
+        assert isinstance(cls(2.0), cls)
+
+
 def test_jaxact_functions_as_nnx_activation_fn():
     cell = nnx.LSTMCell(5, 8, activation_fn=jaxact.tanh, gate_fn=jaxact.sigmoid, rngs=nnx.Rngs(0))
     reference = nnx.LSTMCell(5, 8, rngs=nnx.Rngs(0))
@@ -192,3 +206,5 @@ def test_bad_configuration_is_a_clear_error():
         X.Learnable("gelu", params=("approximate",))
     with pytest.raises(ValueError, match="num_channels"):
         X.PReLU(3)(jnp.ones((2, 4)))
+    with pytest.raises(ValueError, match="num_channels must be a positive int"):
+        X.PReLU(0.1)

@@ -4,6 +4,7 @@ Accuracy against mpmath is in test_accuracy.py; here the examples, the
 degenerate rows and the properties every normaliser must have.
 """
 
+import functools
 import itertools
 
 import jax
@@ -33,7 +34,7 @@ def test_softmax_large_logits_example():
 
 
 def _article_softmax(x):
-    """Seed 000's NumPy softmax (transpose, subtract the column max), with np.exp spelled right."""
+    """A NumPy softmax over columns (transpose, subtract the column max)."""
     x = x.T
     x = x - np.max(x, axis=0)
     x = np.exp(x) / np.sum(np.exp(x), axis=0)
@@ -317,3 +318,101 @@ def test_sparsemax_is_a_distribution(x):
     for row, probabilities in zip(x, p, strict=True):
         order = np.argsort(row, kind="stable")
         assert np.all(np.diff(probabilities[order]) >= -1e-6)
+
+
+# --- NaN, temperatures, limits -----------------------------------------------------------------
+
+NAN = jnp.nan
+
+
+@pytest.mark.parametrize("name", ["softmax", "log_softmax", "softmin", "logsumexp", "sparsemax"])
+def test_nan_in_a_row_makes_the_row_nan(name):
+    f = getattr(jaxact, name)
+    x = jnp.array([[NAN, 0.0, 1.0], [0.5, -1.0, 2.0]])
+    y = f(x, axis=-1)
+    assert np.isnan(y[0]).all() and not np.isnan(y[1]).any()
+    g = jax.grad(lambda x: jnp.sum(jnp.cos(jnp.arange(3.0)) * f(x, axis=-1)[..., None]))(x)
+    assert np.isnan(g[0]).all() and not np.isnan(g[1]).any()
+    if name in ("softmax", "log_softmax", "logsumexp"):  # jax.nn agrees on the NaN row
+        assert np.isnan(getattr(jax.nn, name)(x, axis=-1)[0]).all()
+
+
+def test_a_masked_nan_is_left_out():
+    x = jnp.array([NAN, 0.0, 1.0])
+    where = jnp.array([False, True, True])
+    for name in ("softmax", "log_softmax", "logsumexp"):
+        ours, theirs = getattr(jaxact, name)(x, where=where), getattr(jax.nn, name)(x, where=where)
+        np.testing.assert_allclose(ours, theirs, rtol=1e-6)
+        assert not np.isnan(np.atleast_1d(ours)[where[: np.size(ours)]]).any()
+
+
+@pytest.mark.parametrize("name", ["softmax", "log_softmax", "softmin"])
+@pytest.mark.parametrize("temperature", [0.0, -1.0, NAN, jnp.inf, "hot", jnp.array([1.0, 0.0])])
+def test_bad_temperature_raises_value_error(name, temperature):
+    with pytest.raises(ValueError, match=f"{name}: temperature must be"):
+        getattr(jaxact, name)(jnp.ones(2), temperature=temperature)
+
+
+@pytest.mark.parametrize("name", ["softmax", "log_softmax", "softmin"])
+def test_traced_bad_temperature_gives_nan(name):
+    f = jax.jit(lambda t: getattr(jaxact, name)(jnp.array([1.0, 2.0]), temperature=t))
+    for t in (0.0, -1.0, NAN):
+        assert np.isnan(f(t)).all()
+    np.testing.assert_allclose(
+        f(2.0), getattr(jaxact, name)(jnp.array([1.0, 2.0]), temperature=2.0)
+    )
+
+
+def test_sparsemax_limits_are_softmax_limits():
+    x = jnp.array([[INF, 0.0, INF, -1.0], [-INF, -INF, -INF, -INF], [-INF, 0.5, -INF, 0.0]])
+
+    @jax.jit
+    def limits(x):
+        forward, reverse = jax.vmap(jax.jacfwd(jaxact.sparsemax))(x), jax.jacrev(jaxact.sparsemax)
+        hessian = jax.hessian(lambda row: jaxact.sparsemax(row)[1])(x[1])
+        return jaxact.sparsemax(x), jaxact.softmax(x), forward, jax.vmap(reverse)(x), hessian
+
+    p, softmax, forward, reverse, hessian = limits(x)
+    np.testing.assert_array_equal(p[:2], softmax[:2])  # [.5, 0, .5, 0] and zeros
+    np.testing.assert_allclose(p[2], [0.0, 0.75, 0.0, 0.25], rtol=1e-6)
+    np.testing.assert_array_equal(forward[1], 0.0)  # a row of -inf: derivative 0
+    np.testing.assert_array_equal(reverse[1], 0.0)
+    no_nan(forward, reverse, hessian)
+
+
+def test_sparsemax_axis_none_and_tuples():
+    x = jnp.asarray(np.random.default_rng(3).normal(size=(2, 3, 4)), jnp.float32)
+
+    @jax.jit
+    def both_ways(x):
+        f = jaxact.sparsemax
+        return (
+            (f(x, axis=None), f(x.reshape(-1)).reshape(x.shape)),
+            (f(x, axis=(1, 2)), f(x.reshape(2, 12)).reshape(x.shape)),
+            (f(x, axis=0), jnp.moveaxis(f(jnp.moveaxis(x, 0, -1)), -1, 0)),
+        )
+
+    for ours, expected in both_ways(x):
+        np.testing.assert_allclose(ours, expected, rtol=1e-6)
+    np.testing.assert_allclose(both_ways(x)[0][0].sum(), 1.0, rtol=1e-6)
+
+
+def test_sparsemax_refuses_complex_inputs():
+    with pytest.raises(TypeError, match="sparsemax does not take complex inputs"):
+        jaxact.sparsemax(jnp.array([1 + 1j, 0j]))
+
+
+def _residual_bytes(f, x):
+    _, vjp = jax.vjp(f, x)
+    return sum(leaf.size * leaf.dtype.itemsize for leaf in jax.tree_util.tree_leaves(vjp))
+
+
+def test_log_softmax_keeps_no_more_for_the_backward_pass_than_jax_nn():
+    x = jnp.zeros((8, 1000), jnp.float32)
+    where = jnp.arange(1000) % 3 > 0
+    for mask in (None, where):
+        ours = _residual_bytes(functools.partial(jaxact.log_softmax, where=mask), x)
+        theirs = _residual_bytes(functools.partial(jax.nn.log_softmax, where=mask), x)
+        assert ours <= theirs, mask
+    # one float per entry, and a flag per row
+    assert _residual_bytes(jaxact.log_softmax, x) <= x.size * 4 + 8 * 4 + 8

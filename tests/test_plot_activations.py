@@ -1,28 +1,20 @@
 """Tests for ``python -m experiments.plot_activations``: headless, small, low dpi."""
 
-import struct
+import re
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from experiments import plot_activations as pa
+from experiments import atomic_files, gallery_plots, plot_activations
 
 DPI = 40
-
-
-def png_size(path: Path) -> tuple[int, int]:
-    """(width, height) from a PNG's IHDR chunk."""
-    header = path.read_bytes()[:24]
-    assert header[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
-    return struct.unpack(">II", header[16:24])
 
 
 @pytest.fixture(scope="session")
 def gallery(tmp_path_factory) -> Path:
     """One run of the command on two activations, accuracy page included (small grid)."""
     out = tmp_path_factory.mktemp("gallery") / "new" / "folder"
-    status = pa.main(
+    status = plot_activations.main(
         [
             "--out",
             str(out),
@@ -55,7 +47,7 @@ def test_command_writes_every_page_kind(gallery):
     assert expected <= names
     assert "family_smooth.png" not in names  # no member selected
     assert "softmax.png" not in names  # softmax not selected
-    assert not any(n.startswith(".write-check") for n in names)
+    assert not any(n.startswith(".") for n in names)  # no write check or temporary file left
 
 
 @pytest.mark.parametrize(
@@ -66,7 +58,7 @@ def test_command_writes_every_page_kind(gallery):
         ("family_classic.png", (11, 4.4)),
     ],
 )
-def test_images_have_the_expected_size(gallery, filename, figsize):
+def test_images_have_the_expected_size(gallery, png_size, filename, figsize):
     path = gallery / filename
     assert path.stat().st_size > 2000
     assert png_size(path) == (round(figsize[0] * DPI), round(figsize[1] * DPI))
@@ -90,7 +82,7 @@ def test_gallery_embeds_every_image_by_relative_path(gallery):
 
 
 def test_svg_format(tmp_path):
-    status = pa.main(
+    status = plot_activations.main(
         ["--out", str(tmp_path), "--activations", "relu6", "--format", "svg", "--no-accuracy"]
     )
     assert status == 0
@@ -99,9 +91,22 @@ def test_svg_format(tmp_path):
     assert "activation_relu6.svg" in (tmp_path / "gallery.md").read_text()
 
 
+def test_make_gallery_runs_this_command(repo_root):
+    """``make gallery`` names this module, and running it as ``-m`` calls ``main``."""
+    makefile = (repo_root / "Makefile").read_text()
+    recipe = re.search(r"^gallery:.*\n\t(.*)$", makefile, re.MULTILINE)
+    assert recipe is not None, "no gallery target in the Makefile"
+    assert f"-m {plot_activations.__name__} " in recipe.group(1)
+    assert re.search(
+        r'^if __name__ == "__main__":\n    sys.exit\(main\(\)\)',
+        Path(plot_activations.__file__).read_text(),
+        re.MULTILINE,
+    )
+
+
 def test_unknown_name_gives_closest_matches(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        pa.main(["--out", str(tmp_path), "--activations", "relu,sigmiod"])
+        plot_activations.main(["--out", str(tmp_path), "--activations", "relu,sigmiod"])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert "unknown activation 'sigmiod'" in err and "'sigmoid'" in err
@@ -113,7 +118,7 @@ def _no_plotting(monkeypatch):
         raise AssertionError("plotted before checking the output folder")
 
     for page in ("plot_activation_page", "plot_family_page", "plot_grid_page"):
-        monkeypatch.setattr(pa, page, fail)
+        monkeypatch.setattr(gallery_plots, page, fail)
 
 
 def test_output_path_that_is_a_file_is_a_clear_error(tmp_path, capsys, monkeypatch):
@@ -122,7 +127,7 @@ def test_output_path_that_is_a_file_is_a_clear_error(tmp_path, capsys, monkeypat
     blocker.write_text("")
     for out in (blocker, blocker / "sub"):
         with pytest.raises(SystemExit) as exit_info:
-            pa.main(["--out", str(out), "--activations", "relu"])
+            plot_activations.main(["--out", str(out), "--activations", "relu"])
         assert exit_info.value.code == 2
         assert repr(str(out)) in capsys.readouterr().err
 
@@ -133,9 +138,11 @@ def test_unwritable_folder_is_a_clear_error(tmp_path, monkeypatch):
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(pa.tempfile, "NamedTemporaryFile", refuse)  # root ignores chmod
-    with pytest.raises(pa.UsageError, match="is not writable: Permission denied") as err:
-        pa.check_writable(tmp_path)
+    monkeypatch.setattr(atomic_files.tempfile, "NamedTemporaryFile", refuse)  # root ignores chmod
+    with pytest.raises(
+        plot_activations.UsageError, match="is not writable: Permission denied"
+    ) as err:
+        plot_activations.check_writable(tmp_path)
     assert str(tmp_path) in str(err.value)
 
 
@@ -150,74 +157,38 @@ def test_unwritable_folder_is_a_clear_error(tmp_path, monkeypatch):
     ],
 )
 def test_range_options(argv, expected):
-    args = pa.build_parser().parse_args(pa._join_negative_values(["--out", "x", *argv]))
-    assert pa.parse_range(args.range, args.xmin, args.xmax) == expected
+    args = plot_activations.build_parser().parse_args(
+        plot_activations._join_negative_values(["--out", "x", *argv])
+    )
+    assert plot_activations.parse_range(args.range, args.xmin, args.xmax) == expected
 
 
 @pytest.mark.parametrize("text", ["1", "a,b", "3,-3", "1,1,2"])
 def test_bad_range_is_rejected(text):
-    with pytest.raises(pa.UsageError):
-        pa.parse_range(text, None, None)
+    with pytest.raises(plot_activations.UsageError):
+        plot_activations.parse_range(text, None, None)
 
 
 def test_aliases_resolve_and_repeat_once():
-    assert pa.parse_activations("swish, silu,h-swish") == ["silu", "hard_silu"]
+    assert plot_activations.parse_activations("swish, silu,h-swish") == ["silu", "hard_silu"]
 
 
-def test_non_elementwise_are_drawn_in_two_element_form():
-    x = np.array([-1.0, 0.0, 2.0], dtype=np.float32)
-    y, dy = pa.evaluate("softmax", x)
-    sig = 1 / (1 + np.exp(-x.astype(np.float64)))
-    np.testing.assert_allclose(y, sig, rtol=1e-6)
-    np.testing.assert_allclose(dy, sig * (1 - sig), rtol=1e-5)
-    y, _ = pa.evaluate("glu", x)
-    np.testing.assert_allclose(y, x * sig, rtol=1e-6)
-    y, dy = pa.evaluate("logsumexp", x)
-    np.testing.assert_allclose(y, np.logaddexp(x, 0), rtol=1e-6)
-    np.testing.assert_allclose(dy, sig, rtol=1e-5)
+def test_pages_option_draws_only_those_pages_and_keeps_the_index(tmp_path, monkeypatch, capsys):
+    drawn = []
+    for page in ("plot_activation_page", "plot_family_page", "plot_grid_page", "plot_tails_page"):
+        monkeypatch.setattr(
+            gallery_plots, page, lambda *args, _page=page, **kwargs: drawn.append(_page)
+        )
+    monkeypatch.setattr(plot_activations, "tail_data", lambda ranges: dict(ranges))
+    (tmp_path / "gallery.md").write_text("index")
+    argv = ["--out", str(tmp_path), "--activations", "sigmoid,relu", "--pages", "tails"]
+    assert plot_activations.main(argv) == 0
+    assert drawn == ["plot_tails_page"]
+    assert (tmp_path / "gallery.md").read_text() == "index"
+    assert "gallery.md left as it is" in capsys.readouterr().out
 
 
-def test_plot_grid_sets_kinks_apart():
-    x = pa.plot_grid(-3.0, 3.0, (0.0, 6.0), n=61)  # 6 is outside: ignored
-    gaps = np.flatnonzero(np.isnan(x))
-    assert len(gaps) == 2 and x[gaps[0] + 1] == 0.0  # the kink alone between two NaNs
-    finite = x[~np.isnan(x)]
-    assert finite.min() == -3.0 and finite.max() == 3.0
-    _, dy = pa._curve("relu", x)
-    assert dy[gaps[0] - 1] == 0.0 and dy[gaps[1] + 1] == 1.0  # one-sided slopes
-
-
-def test_accuracy_numbers():
-    """The numbers behind the accuracy page: jaxact within a few eps, jax.nn's known misses."""
-    x = np.array([-30.0, -1.0, 0.5, 3.0, 20.0, 50.0], dtype=np.float32)
-    data = pa.accuracy_data(["sigmoid", "tanh", "softsign"], x)
-    assert list(data["functions"]) == ["sigmoid", "tanh", "soft_sign"]
-    np.testing.assert_array_equal(data["x"], x)
-    for name, impls in data["functions"].items():
-        for impl in ("jaxact", "jax.nn"):
-            for kind in pa.ERROR_KINDS:
-                errs = impls[impl][kind]
-                assert errs.shape == x.shape
-                worst = data["summary"][name][impl][kind]
-                assert worst["max"] == pytest.approx(float(np.max(errs)))
-                assert worst["at"] in x
-        for kind in pa.ERROR_KINDS:
-            assert data["summary"][name]["jaxact"][kind]["max"] < 4, (name, kind)
-    # jax.nn's sigmoid' is sigma (1 - sigma), which is 0 at x = 20 (truth 2e-9): error 1 = 2^23 eps.
-    sigmoid_nn = data["functions"]["sigmoid"]["jax.nn"]["derivative"]
-    assert sigmoid_nn[x == 20.0][0] >= 2.0**23 * 0.99
-    assert data["summary"]["tanh"]["jax.nn"]["derivative"]["max"] > 1e6
-
-
-def test_accuracy_grid_drops_the_kinks():
-    x = pa.accuracy_grid(1e4, n=41)
-    assert 0.0 in x
-    data = pa.accuracy_data(["selu"], x)
-    assert 0.0 not in data["x"]
-
-
-def test_accuracy_page_size(tmp_path):
-    x = pa.accuracy_grid(1e4, n=24)
-    data = pa.accuracy_data(["soft_sign", "squareplus"], x)
-    path = pa.plot_accuracy_page(data, tmp_path / "accuracy.png", dpi=DPI)
-    assert png_size(path) == (11 * DPI, round((2.0 * 2 + 1.0) * DPI))
+def test_unknown_page_names_the_valid_ones():
+    with pytest.raises(plot_activations.UsageError, match="'tails'") as err:
+        plot_activations.parse_pages("tail")
+    assert "families" in str(err.value)

@@ -1,8 +1,10 @@
 """Piecewise-linear activations: values, kinks, parameters, rrelu's randomness, step's surrogates.
 
-Accuracy against mpmath is in test_accuracy.py; these tests pin the formulas
-(including the ones the seed articles get wrong) and the behaviour at the kinks.
+Accuracy against mpmath is in test_accuracy.py; these tests pin the formulas, the
+derivatives at the exact kinks, the types and the hyperparameter checks.
 """
+
+import re
 
 import jax
 import jax.numpy as jnp
@@ -21,11 +23,9 @@ def grads(f, x):
 # --- the ReLU family -----------------------------------------------------------------------
 
 
-def test_relu_is_zero_for_negative_inputs_not_minus_x():
-    # Seed 004 prints relu(x) = -x for x < 0: that is abs(x), not relu.
+def test_relu_is_zero_for_negative_inputs():
     x = jnp.array([-3.0, -1.0, -0.0, 0.0, 2.0])
     np.testing.assert_array_equal(jaxact.relu(x), [0.0, 0.0, 0.0, 0.0, 2.0])
-    assert not np.array_equal(jaxact.relu(x), jnp.abs(x))
 
 
 def test_relu_derivative_at_zero_is_zero_like_jax_nn():
@@ -54,7 +54,7 @@ def test_relu6_promotes_integers_even_under_strict_promotion():
 
 
 def test_leaky_relu_cases():
-    # Seed 003 lost the line break: x for x > 0, 0.01 x otherwise.
+    # x for x >= 0, 0.01 x otherwise.
     x = jnp.array([-2.0, -0.5, 0.0, 3.0])
     np.testing.assert_allclose(jaxact.leaky_relu(x), [-0.02, -0.005, 0.0, 3.0], rtol=1e-6)
     np.testing.assert_allclose(jaxact.leaky_relu(x, 0.2), [-0.4, -0.1, 0.0, 3.0], rtol=1e-6)
@@ -124,11 +124,10 @@ def test_hard_sigmoid_default_is_jax_nn_relu6_form():
 
 
 def test_hard_sigmoid_keras2_form_via_slope():
-    # Keras 2: clip(0.2 x + 0.5, 0, 1). Seed 004's "0.2x + 0.5(e^x - 1)" is not it.
+    # Keras 2: clip(0.2 x + 0.5, 0, 1).
     x = jnp.array([-3.0, -2.5, -1.0, 0.0, 1.0, 2.5, 3.0])
     expected = [0.0, 0.0, 0.3, 0.5, 0.7, 1.0, 1.0]
     np.testing.assert_allclose(jaxact.hard_sigmoid(x, slope=0.2), expected, rtol=1e-6, atol=1e-7)
-    assert abs(float(jaxact.hard_sigmoid(1.0, slope=0.2)) - (0.2 + 0.5 * np.expm1(1.0))) > 0.3
 
 
 def test_hard_sigmoid_does_not_cancel_near_the_lower_kink():
@@ -184,7 +183,7 @@ def test_soft_shrink_is_the_proximal_map_of_the_l1_norm():
 
 
 def test_step_is_one_from_the_threshold_on():
-    # step(x, a) = 1 for x >= a, else 0 (seed 000).
+    # step(x, a) = 1 for x >= a, else 0.
     x = jnp.array([-1.0, 0.0, 0.49, 0.5, 2.0])
     np.testing.assert_array_equal(jaxact.step(x), [0.0, 1.0, 1.0, 1.0, 1.0])
     np.testing.assert_array_equal(jaxact.step(x, 0.5), [0.0, 0.0, 0.0, 1.0, 1.0])
@@ -199,7 +198,9 @@ def test_step_sigmoid_surrogate(sharpness):
     g = grads(lambda x: jaxact.step(x, 0.3, sharpness=sharpness), x)
     s = jax.nn.sigmoid(sharpness * (x - 0.3))
     np.testing.assert_allclose(g, sharpness * s * (1 - s), rtol=1e-5)
-    assert float(jax.grad(jaxact.step)(0.0)) == 0.25
+    # At the threshold the surrogate peaks at k sigma'(0) = k / 4.
+    at_threshold = jax.grad(lambda x: jaxact.step(x, sharpness=sharpness))(0.0)
+    assert float(at_threshold) == sharpness / 4
 
 
 @pytest.mark.parametrize("sharpness", [1.0, 2.0])
@@ -236,3 +237,141 @@ def test_identity_and_linear():
     assert jaxact.identity(x).dtype == jnp.int8
     np.testing.assert_array_equal(jaxact.identity(x), x)
     assert float(jax.grad(jaxact.identity)(3.0)) == 1.0
+
+
+# --- derivatives at the exact kinks ------------------------------------------------------------
+
+# name, parameters, kink, which derivative the kink takes: jax.nn's where jax.nn has the
+# function ("jax.nn"), else the one-sided derivative from the "left" or the "right".
+KINKS = [
+    ("relu", {}, 0.0, "jax.nn"),
+    ("relu6", {}, 0.0, "jax.nn"),
+    ("relu6", {}, 6.0, "jax.nn"),
+    ("leaky_relu", {}, 0.0, "jax.nn"),
+    ("hard_tanh", {}, -1.0, "jax.nn"),
+    ("hard_tanh", {}, 1.0, "jax.nn"),
+    ("hard_sigmoid", {}, -3.0, "jax.nn"),
+    ("hard_sigmoid", {}, 3.0, "jax.nn"),
+    ("hard_silu", {}, -3.0, "jax.nn"),
+    ("hard_silu", {}, 3.0, "jax.nn"),
+    ("prelu", {}, 0.0, "right"),
+    ("rrelu", {}, 0.0, "right"),
+    ("hard_tanh", {"min_val": -2.0, "max_val": 0.5}, -2.0, "right"),
+    ("hard_tanh", {"min_val": -2.0, "max_val": 0.5}, 0.5, "left"),
+    ("hard_sigmoid", {"slope": 0.25}, -2.0, "left"),
+    ("hard_sigmoid", {"slope": 0.25}, 2.0, "right"),
+    ("threshold", {}, 0.0, "left"),
+    ("threshold", {"threshold": 1.0, "value": -5.0}, 1.0, "left"),
+    ("hard_shrink", {}, -0.5, "right"),
+    ("hard_shrink", {}, 0.5, "left"),
+    ("soft_shrink", {}, -0.5, "right"),
+    ("soft_shrink", {}, 0.5, "left"),
+]
+
+
+def _derivatives(name, params, x):
+    f = lambda x: jaxact.info(name).fn(x, **params)
+    d1 = jax.vmap(jax.grad(f))
+    d2 = jax.vmap(jax.grad(jax.grad(f)))
+    return np.asarray(d1(x)), np.asarray(d2(x))
+
+
+@pytest.mark.parametrize("name, params, kink, side", KINKS)
+def test_derivative_at_the_exact_kink(name, params, kink, side):
+    h = 1e-3
+    x = jnp.array([kink, kink - h, kink + h], jnp.float32)
+    (at, left, right), (at2, left2, right2) = _derivatives(name, params, x)
+    assert left != right  # a kink indeed
+    if side == "jax.nn":
+        theirs = jax.vmap(jax.grad(getattr(jax.nn, name)))(x)
+        theirs2 = jax.vmap(jax.grad(jax.grad(getattr(jax.nn, name))))(x)
+        assert at == theirs[0] and at2 == theirs2[0]
+    else:
+        assert at == {"left": left, "right": right}[side]
+    assert min(left, right) <= at <= max(left, right)
+    assert min(left2, right2) <= at2 <= max(left2, right2)
+
+
+@pytest.mark.parametrize("name", ["relu", "relu6", "leaky_relu", "hard_tanh", "hard_silu"])
+def test_derivative_at_signed_zeros_like_jax_nn(name):
+    x = jnp.array([0.0, -0.0, 1e-45, -1e-45], jnp.float32)
+    ours, theirs = (jax.vmap(jax.grad(f))(x) for f in (jaxact.info(name).fn, getattr(jax.nn, name)))
+    np.testing.assert_array_equal(ours, theirs)
+    # Values equal up to how subnormals are flushed (XLA on CPU treats them as zeros).
+    tiny = float(np.finfo(np.float32).tiny)
+    np.testing.assert_allclose(jaxact.info(name).fn(x), getattr(jax.nn, name)(x), atol=tiny)
+
+
+def test_hard_sigmoid_at_nan_like_jax_nn():
+    y, g = jaxact.hard_sigmoid(jnp.nan), jax.grad(jaxact.hard_sigmoid)(jnp.nan)
+    assert np.isnan(y) and np.isnan(jax.nn.hard_sigmoid(jnp.nan))
+    assert float(g) == float(jax.grad(jax.nn.hard_sigmoid)(jnp.nan))
+
+
+# --- types -------------------------------------------------------------------------------------
+
+
+def test_relu_and_hard_tanh_of_bools_are_integers_like_jax_nn():
+    x = jnp.array([True, False])
+    with jax.numpy_dtype_promotion("standard"):  # jax.nn needs it for bools
+        expected = jax.nn.relu(x), jax.nn.hard_tanh(x)
+    for ours, theirs in zip((jaxact.relu(x), jaxact.hard_tanh(x)), expected, strict=True):
+        assert (ours.dtype, ours.weak_type) == (theirs.dtype, theirs.weak_type)
+        np.testing.assert_array_equal(ours, theirs)
+
+
+def test_hard_tanh_of_integers_with_fractional_bounds_is_a_float():
+    x = jnp.array([-2, 0, 2], jnp.int32)
+    y = jaxact.hard_tanh(x, min_val=-0.5, max_val=0.5)
+    assert jnp.issubdtype(y.dtype, jnp.floating)
+    np.testing.assert_array_equal(y, np.clip([-2, 0, 2], -0.5, 0.5))
+    whole = jaxact.hard_tanh(x, min_val=-1.0, max_val=3.0)  # whole bounds keep integers
+    assert whole.dtype == jnp.int32
+    np.testing.assert_array_equal(whole, np.clip([-2, 0, 2], -1, 3))
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["relu", "relu6", "leaky_relu", "prelu", "rrelu", "hard_tanh", "hard_sigmoid", "hard_silu",
+     "threshold", "hard_shrink", "soft_shrink", "step"],
+)  # fmt: skip
+def test_complex_inputs_raise_type_error_saying_why(name):
+    with pytest.raises(TypeError, match=f"{name} does not take complex inputs.*no order"):
+        jaxact.info(name).fn(jnp.array([1 + 1j, -1j]))
+
+
+# --- hyperparameter checks at call time ------------------------------------------------------
+
+BAD = [
+    ("hard_sigmoid", {"slope": 0.0}, "slope must be a finite number other than 0"),
+    ("hard_sigmoid", {"offset": float("nan")}, "offset must be a finite real number"),
+    ("leaky_relu", {"negative_slope": "abc"}, "negative_slope must be a real number, got 'abc'"),
+    ("leaky_relu", {"negative_slope": True}, "negative_slope must be a real number"),
+    ("prelu", {"negative_slope": np.array([0.1, np.nan])}, "negative_slope must be a finite"),
+    ("rrelu", {"lower": 0.5, "upper": 0.25}, "lower must be <= upper"),
+    ("hard_tanh", {"min_val": 1.0, "max_val": -1.0}, "min_val must be <= max_val"),
+    ("hard_tanh", {"max_val": float("nan")}, "max_val must be a real number, not NaN"),
+    ("threshold", {"threshold": float("nan")}, "threshold must be a real number, not NaN"),
+    ("hard_shrink", {"threshold": -0.5}, "threshold must be a finite number >= 0"),
+    ("soft_shrink", {"threshold": float("inf")}, "threshold must be a finite number >= 0"),
+    ("step", {"sharpness": 0.0}, "sharpness must be a finite number > 0"),
+    ("step", {"sharpness": -1.0}, "sharpness must be a finite number > 0"),
+    ("step", {"surrogate": 3}, "unknown surrogate 3"),
+]
+
+
+@pytest.mark.parametrize("name, params, message", BAD)
+def test_bad_hyperparameters_raise_value_error_at_call_time(name, params, message):
+    with pytest.raises(ValueError, match=f"^{name}: {re.escape(message)}"):
+        jaxact.info(name).fn(jnp.ones(2), **params)
+
+
+def test_traced_hyperparameters_are_not_checked():
+    # Under jit the value is unknown when the function is traced: no error, and the
+    # formula's answer (a flat line of slope 0 has no 1/slope: NaN).
+    y = jax.jit(lambda s: jaxact.hard_sigmoid(jnp.ones(2), slope=s))(0.0)
+    assert np.isnan(y).all()
+    y = jax.jit(lambda k: jaxact.step(jnp.ones(2), sharpness=k))(-1.0)
+    np.testing.assert_array_equal(y, 1.0)  # the value does not depend on the sharpness
+    y = jax.jit(lambda a: jaxact.leaky_relu(-jnp.ones(2), a))(0.5)
+    np.testing.assert_array_equal(y, -0.5)

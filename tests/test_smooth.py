@@ -12,7 +12,7 @@ X = jnp.linspace(-8.0, 8.0, 33)
 
 def test_sigmoid_gain_is_a_scaled_input():
     np.testing.assert_allclose(jaxact.sigmoid(X, gain=2.5), jaxact.sigmoid(2.5 * X), rtol=1e-6)
-    # The seed articles' sigmoid(a, x) = 1 / (1 + exp(-a x)).
+    # The logistic with gain a: sigmoid(a, x) = 1 / (1 + exp(-a x)).
     np.testing.assert_allclose(jaxact.sigmoid(X, gain=0.5), 1 / (1 + jnp.exp(-0.5 * X)), rtol=1e-6)
 
 
@@ -77,3 +77,70 @@ def test_exponential_and_log_sigmoid():
     np.testing.assert_allclose(jaxact.exponential(X), jnp.exp(X), rtol=1e-6)
     np.testing.assert_allclose(jaxact.log_sigmoid(X), -jaxact.softplus(-X), rtol=1e-6)
     assert jax.grad(jaxact.log_sigmoid)(-100.0) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("name", ["elu", "celu", "selu"])
+def test_elu_family_slope_at_zero_is_jax_nns(name):
+    """The derivative at 0 and -0 is the left branch's (jax.nn's), not the 1/2-split of a tie."""
+    x = jnp.array([0.0, -0.0])
+    for params in [{}] if name == "selu" else [{}, {"alpha": 0.5}, {"alpha": 2.0}]:
+        slope = lambda impl, p=params: jax.vmap(jax.grad(lambda v: getattr(impl, name)(v, **p)))
+        np.testing.assert_array_equal(slope(jaxact)(x), slope(jax.nn)(x))
+
+
+SECOND_ORDER = ["sigmoid", "tanh", "softplus", "log_sigmoid", "silu", "mish", "gelu", "elu"]
+SECOND_ORDER += ["selu", "celu", "soft_sign", "squareplus", "sparse_plus", "tanh_shrink"]
+
+
+@pytest.mark.parametrize("name", SECOND_ORDER)
+def test_second_derivative_is_the_same_through_every_transform(name):
+    """grad(grad), hessian, jacfwd(jacrev), jacrev(jacfwd) and jvp of vjp agree (float64)."""
+    fn = getattr(jaxact, name)
+    first = lambda v: jax.vjp(fn, v)[1](jnp.ones_like(v))[0]
+
+    def all_transforms(v):
+        return jnp.stack(
+            [
+                jax.grad(jax.grad(fn))(v),
+                jax.hessian(fn)(v),
+                jax.jacfwd(jax.jacrev(fn))(v),
+                jax.jacrev(jax.jacfwd(fn))(v),
+                jax.jvp(first, (v,), (jnp.ones_like(v),))[1],
+            ]
+        )
+
+    with jax.enable_x64(True):
+        x = jnp.array([-30.0, -2.4, -0.75, -1e-8, 0.0, 1e-8, 1.4, 3.0, 1e4], jnp.float64)
+        results = np.asarray(jax.jit(jax.vmap(all_transforms))(x))
+    assert np.isfinite(results).all()
+    np.testing.assert_allclose(results, np.broadcast_to(results[:, :1], results.shape), rtol=1e-14)
+
+
+HYPERPARAMETERS = [("sigmoid", "gain"), ("softplus", "beta"), ("silu", "beta")]
+HYPERPARAMETERS += [("squareplus", "b"), ("elu", "alpha"), ("celu", "alpha")]
+
+
+@pytest.mark.parametrize("name, param", HYPERPARAMETERS)
+def test_hessian_in_input_and_hyperparameter(name, param):
+    """The 2x2 Hessian in (x, hyperparameter) against central differences of the gradient."""
+    f = lambda x, p: getattr(jaxact, name)(x, **{param: p})
+    with jax.enable_x64(True):
+        x = jnp.array([-30.0, -2.7, -0.6, 0.3, 1.9, 25.0])
+        p = jnp.full_like(x, 1.7)
+        hessian = jax.jit(jax.vmap(jax.hessian(f, argnums=(0, 1))))(x, p)
+        gradient = jax.jit(jax.vmap(jax.grad(f, argnums=(0, 1))))
+        h = 1e-5  # the differences lose log10(|gradient| / h) digits: absolute error ~1e-11
+        for i, (dx, dp) in enumerate([(h, 0.0), (0.0, h)]):
+            up, down = gradient(x + dx, p + dp), gradient(x - dx, p - dp)
+            for j in range(2):
+                difference = (up[j] - down[j]) / (2 * h)
+                np.testing.assert_allclose(hessian[j][i], difference, rtol=1e-6, atol=1e-10)
+
+
+def test_softplus_threshold_kink_takes_the_softplus_side():
+    """At beta x == threshold the derivative is sigma(threshold), between sigma(t) and 1."""
+    beta, threshold = 2.0, 3.0
+    f = lambda x: jaxact.softplus(x, beta=beta, threshold=threshold)
+    at, above = jax.grad(f)(threshold / beta), jax.grad(f)(threshold / beta + 1e-3)
+    assert at == pytest.approx(float(jax.nn.sigmoid(threshold)), rel=1e-6)
+    assert at < above == 1.0
