@@ -303,21 +303,9 @@ REFERENCES: dict[str, Reference] = {
     "identity": Reference(lambda x: x, _ONE, _ZERO, {}),
 }
 
-# Points where a function or one of its first two derivatives is not smooth. The grid
-# includes them; there the references follow jax.nn's branch (test_accuracy checks it).
-KINKS: dict[str, tuple[float, ...]] = {
-    "relu": (0.0,),
-    "leaky_relu": (0.0,),
-    "relu6": (0.0, 6.0),
-    "hard_tanh": (-1.0, 1.0),
-    "hard_sigmoid": (-3.0, 3.0),
-    "hard_silu": (-3.0, 3.0),
-    "sparse_plus": (-1.0, 1.0),
-    "sparse_sigmoid": (-1.0, 1.0),
-    "elu": (0.0,),
-    "selu": (0.0,),
-    "celu": (0.0,),
-}
+# The grid includes every point where a function or one of its first two derivatives is
+# not smooth: the registry's breakpoints, and the kinks of the first derivative below.
+# There the references follow jax.nn's branch (test_accuracy checks it).
 #: Kinks of the first derivative only (the function itself is C^1 there).
 CURVATURE_KINKS: dict[str, tuple[float, ...]] = {"soft_sign": (0.0,)}
 
@@ -438,6 +426,11 @@ def _neighbours(points, dtype, count: int = 6) -> np.ndarray:
     return (bits[:, None] + steps[None, :]).astype(ints).ravel().view(dtype)
 
 
+def breakpoints(name: str, params: Mapping[str, Any] | None = None) -> tuple[float, ...]:
+    """Where ``name`` or one of its first two derivatives is not smooth (the grid holds them)."""
+    return tuple(jaxact.info(name).breakpoints(**(params or {}))) + CURVATURE_KINKS.get(name, ())
+
+
 def case_grid(name: str, dtype=np.float32, params: Mapping[str, Any] | None = None, **grid_kwargs):
     """The grid for one case: :func:`grid`, its kinks, and each derivative zero with its neighbours.
 
@@ -447,7 +440,7 @@ def case_grid(name: str, dtype=np.float32, params: Mapping[str, Any] | None = No
     x = grid(dtype, **grid_kwargs)
     dtype = x.dtype
     tiny = float(jnp.finfo(np.float32 if dtype == np.float64 else dtype).smallest_normal)
-    kinks = KINKS.get(name, ()) + CURVATURE_KINKS.get(name, ())
+    kinks = breakpoints(name, params)
     kink_array = np.asarray(kinks, dtype=np.float64)
     near = np.abs(x.astype(np.float64)[:, None] - kink_array[None, :]) < tiny
     x = x[~near.any(axis=1) | np.isin(x, kink_array)]

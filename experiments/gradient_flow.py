@@ -740,4 +740,11 @@ def main(argv: Sequence[str] | None = None, *, progress: bool = True) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    status = main()
+    if status == 130:
+        # A program may still be compiling in the background thread; leaving through the
+        # interpreter's shutdown would abort inside XLA. Every written file is complete.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    sys.exit(status)

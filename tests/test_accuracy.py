@@ -44,7 +44,7 @@ def _check_grid(label, dtype):
     assert not nonfinite.any(), f"third derivative not finite at x={x[nonfinite]}"
     if dtype == np.float64:  # the third derivative is right, not only finite
         h = 2.0**-20  # central difference of f'' (same shape: no new compilation)
-        kinks = np.asarray(_kinks(name) or (np.inf,))
+        kinks = np.asarray(accuracy.breakpoints(name) or (np.inf,))
         inside = (np.abs(x) < 30) & (np.abs(x[:, None] - kinks).min(axis=1) > 4 * h)
         up = accuracy.evaluate(_fn(name), x + h, params, order=2)[2]
         down = accuracy.evaluate(_fn(name), x - h, params, order=2)[2]
@@ -130,17 +130,15 @@ def _one_sided(derivative, kink, params):
         return [float(derivative(mpmath.mpf(kink) + s, **params)) for s in (-step, step)]
 
 
-def _kinks(name):
-    return accuracy.KINKS.get(name, ()) + accuracy.CURVATURE_KINKS.get(name, ())
-
-
-@pytest.mark.parametrize("label", [label for label, (name, _) in CASES.items() if _kinks(name)])
+@pytest.mark.parametrize(
+    "label", [label for label, (name, _) in CASES.items() if accuracy.breakpoints(name)]
+)
 def test_kinks_follow_jax_nn(label):
     """At a kink (and at -0 for a kink at 0) the references take jax.nn's derivatives,
     which lie between the one-sided ones; jaxact gives exactly the references."""
     name, params = CASES[label]
     reference = accuracy.REFERENCES[name]
-    x = np.array(sorted(set(_kinks(name))), np.float64)
+    x = np.array(sorted(set(accuracy.breakpoints(name))), np.float64)
     x = np.concatenate([x, -x[x == 0]])  # -0 beside 0
     nn = accuracy.jax_nn_function(name, params)
     with jax.enable_x64(True):
