@@ -15,6 +15,10 @@ from pathlib import Path
 import jax
 
 jax.config.update("jax_numpy_dtype_promotion", "strict")
+# The backends start here, so the study CLIs called in-process leave the device count as it
+# is (they ask for one CPU device per core only where JAX has not started): every test sees
+# the same devices whatever ran before it.
+jax.devices()
 
 _ROOT = Path(__file__).parent
 _EXTRAS = ("flax", "optax", "sklearn", "matplotlib")

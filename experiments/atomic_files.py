@@ -2,6 +2,7 @@
 
 Each write goes to a temporary file beside the target, then is renamed into place, so a
 reader (or a re-run after an interruption) sees the old file or the new one, never half of one.
+:func:`output_lock` keeps two runs from writing into one output folder at once.
 
 >>> import tempfile
 >>> folder = Path(tempfile.mkdtemp())
@@ -13,10 +14,13 @@ reader (or a re-run after an interruption) sees the old file or the new one, nev
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import socket
 import tempfile
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -95,3 +99,122 @@ def save_figure(fig: Any, path: str | os.PathLike, *, dpi: float, **savefig_kwar
         plt.close(fig)
     atomic_write_bytes(path, buffer.getvalue())
     return path
+
+
+LOCK_NAME = ".lock"
+
+
+class OutputLocked(RuntimeError):
+    """Another run holds the lock of the output folder (see :func:`output_lock`)."""
+
+
+def _lock_holder(text: str) -> tuple[int, str] | None:
+    """(pid, host) from a lock file's text, or None where it cannot be read."""
+    pid, _, rest = text.strip().partition(" ")
+    host = rest.partition(" ")[0]
+    try:
+        return int(pid), host
+    except ValueError:
+        return None
+
+
+def _is_stale(text: str) -> bool:
+    """Whether the run that wrote ``text`` is known to be gone (this host, no such process)."""
+    holder = _lock_holder(text)
+    if holder is None or holder[1] not in ("", socket.gethostname()):
+        return False  # unreadable, or another machine's: only a person can tell
+    try:
+        os.kill(holder[0], 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # PermissionError: a process of another user has the pid
+        return False
+    return False
+
+
+@contextlib.contextmanager
+def output_lock(out: str | os.PathLike) -> Iterator[Path]:
+    """Holds the output folder ``out`` for one run: ``OUT/.lock`` exists while it writes.
+
+    The lock file holds ``PID HOST TOKEN`` and is created whole and exclusively (a hard link
+    to a finished temporary file), so two runs started at once cannot both take it. A lock
+    left by a run that is gone (its pid no longer exists on this host) is taken over; one
+    from another host, or of a live process, is respected. On leaving, the file is removed
+    if it is still this run's.
+
+    Take it before any work, so that a second run into the same folder refuses at once::
+
+        try:
+            with output_lock(out):
+                ...  # compute and write the results
+        except OutputLocked as error:
+            print(f"error: {error}", file=sys.stderr)  # one line
+            return 1
+
+    Args:
+        out: the output folder; created if needed.
+
+    Yields:
+        The lock file's path.
+
+    Raises:
+        OutputLocked: where another run holds the lock; its message is one line naming the
+            folder, the holder and the lock file, and saying how to proceed if it is stale.
+
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> with output_lock(folder) as lock:
+    ...     try:
+    ...         with output_lock(folder):
+    ...             pass
+    ...     except OutputLocked as error:
+    ...         print(lock.name, "|", str(error).split(" (")[0])
+    .lock | another run
+    >>> lock.exists()
+    False
+    >>> folder.rmdir()
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / LOCK_NAME
+    mine = f"{os.getpid()} {socket.gethostname()} {uuid.uuid4().hex}\n"
+    tmp = out / f".lock.{uuid.uuid4().hex}.tmp"
+    tmp.write_text(mine)
+    try:
+        for _ in range(3):
+            try:
+                os.link(tmp, path)  # atomic, fails where the lock exists
+                break
+            except FileExistsError:
+                pass
+            try:
+                theirs = path.read_text()
+            except FileNotFoundError:
+                continue  # released meanwhile
+            if not _is_stale(theirs):
+                pid, host = _lock_holder(theirs) or ("?", "?")
+                raise OutputLocked(
+                    f"another run (pid {pid} on {host}) is writing to {out} (lock file "
+                    f"{path}): wait for it to finish, or, if no such run is going, delete "
+                    f"{path} and run again"
+                )
+            # Stale: move it aside, and put it back if another run took it over meanwhile.
+            aside = out / f".lock.{uuid.uuid4().hex}.stale"
+            try:
+                os.rename(path, aside)
+            except FileNotFoundError:
+                continue
+            if aside.read_text() != theirs:
+                with contextlib.suppress(FileExistsError):
+                    os.link(aside, path)
+            aside.unlink()
+        else:
+            raise OutputLocked(f"cannot take the lock file {path} of {out}: try again")
+    finally:
+        tmp.unlink(missing_ok=True)
+    try:
+        yield path
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            if path.read_text() == mine:
+                path.unlink()

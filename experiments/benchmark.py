@@ -7,6 +7,12 @@ Every comparison is measured in one process with the contenders interleaved
 compile time is measured apart. Results: ``benchmark.csv`` (every measurement),
 ``benchmark.md`` (tables and the targets met or missed) and
 ``activation_ratios.png``.
+
+The default run ends with the training steps a user decides on (a transformer MLP
+block and the experiments' MLP, jaxact's activation against jax.nn's); alone with
+``--training-steps`` (``training_steps.csv``/``.md``). ``--program-structure`` times the
+experiments' training step with its layers in ``nn.scan`` against unrolled, with and
+without the divergence guard (``program_structure.csv``/``.md``).
 """
 
 import argparse
@@ -20,10 +26,13 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 import jaxact
 from experiments.atomic_files import atomic_write_text, save_figure
@@ -270,6 +279,269 @@ def bench_ensemble(repeats, *, seeds=8, quick=False) -> list[Measurement]:
     return _measurements("ensemble_training", case, "float32", seeds, results)
 
 
+# --- training steps ---------------------------------------------------------------
+
+# The activation as a user would swap it in: jaxact's, jax.nn's, and jax.nn's again as a
+# separately compiled control, whose ratio to jax.nn is the noise floor of the comparison.
+STEP_CONTENDERS = ("jaxact", "jax.nn", "jax.nn control")
+MLP_STEP_ACTIVATIONS = ("tanh", "relu", "gelu", "selu")
+STEP_TARGET = 1.03  # jaxact's training step at most this many times jax.nn's
+
+
+class MLPBlock(nn.Module):
+    """A transformer's MLP block: ``Dense(4 d)``, the activation, ``Dense(d)``."""
+
+    features: int
+    activation: Callable[[jax.Array], jax.Array]
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return nn.Dense(self.features)(self.activation(nn.Dense(4 * self.features)(x)))
+
+
+def _sgd_step(loss: Callable, tx: optax.GradientTransformation) -> Callable:
+    """``(params, opt_state, x, y) -> (params, opt_state, loss)``: value_and_grad, update."""
+
+    def step(params, opt_state, x, y):
+        # JAX's default promotion, as users run it (optax's Adam raises a float to an int32
+        # count, which the test suite's strict promotion refuses).
+        with jax.numpy_dtype_promotion("standard"):
+            value, grads = jax.value_and_grad(loss)(params, x, y)
+            updates, opt_state = tx.update(grads, opt_state, params)
+            return optax.apply_updates(params, updates), opt_state, value
+
+    return step
+
+
+def block_step(activation: Callable, *, batch: int, seq: int, features: int):
+    """The training step of :class:`MLPBlock` on ``(batch, seq, features)`` float32 input,
+    mean squared error against a random target, one Adam update; and its arguments."""
+    module = MLPBlock(features, activation)
+    x = jax.random.normal(jax.random.key(0), (batch, seq, features))
+    y = jax.random.normal(jax.random.key(1), (batch, seq, features))
+    params = module.init(jax.random.key(2), x)
+    tx = optax.adam(1e-3)
+
+    def loss(params, x, y):
+        return jnp.mean((module.apply(params, x) - y) ** 2)
+
+    return _sgd_step(loss, tx), (params, tx.init(params), x, y)
+
+
+def mlp_step(activation: Callable, *, depth: int, width: int, batch: int, gain: float = 1.0):
+    """The training step of the experiments' MLP (:class:`experiments.model.MLP`, layers in
+    ``nn.scan``) on a batch of digits: cross entropy, one SGD update; and its arguments."""
+    from experiments import data as data_lib
+    from experiments import model as model_lib
+
+    dataset = data_lib.load("digits")
+    mlp = model_lib.MLP(
+        depth=depth,
+        width=width,
+        num_classes=dataset.num_classes,
+        activation=activation,
+        kernel_init=nn.initializers.variance_scaling(gain**2, "fan_in", "normal"),
+    )
+    x, y = jnp.asarray(dataset.x_train[:batch]), jnp.asarray(dataset.y_train[:batch])
+    params = mlp.init(jax.random.key(0), x, train=True)["params"]
+    tx = optax.sgd(0.01)
+
+    def loss(params, x, y):
+        logits = mlp.apply({"params": params}, x, train=True)
+        return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, y))
+
+    return _sgd_step(loss, tx), (params, tx.init(params), x, y)
+
+
+def bench_training_steps(repeats, *, quick=False) -> list[Measurement]:
+    """One jitted training step with jaxact's activation against the same with jax.nn's.
+
+    A transformer MLP block with gelu (2,048 tokens of width 512) and the experiments'
+    MLP (depth 20, width 64, batch 128 of digits) with tanh, relu, gelu and selu.
+    ``quick``: tiny shapes and the MLP with tanh only, a smoke test of the harness.
+    """
+    block = (
+        {"batch": 2, "seq": 4, "features": 8}
+        if quick
+        else {"batch": 8, "seq": 256, "features": 512}
+    )
+    mlp = (
+        {"depth": 3, "width": 8, "batch": 16} if quick else {"depth": 20, "width": 64, "batch": 128}
+    )
+    tokens = block["batch"] * block["seq"]
+    cases = [
+        (
+            f"transformer MLP block, gelu, {tokens:,} tokens x {block['features']}, adam",
+            "gelu",
+            tokens,
+            lambda f: block_step(f, **block),
+        )
+    ]
+    for name in ("tanh",) if quick else MLP_STEP_ACTIVATIONS:
+        gain = math.sqrt(2.0) if name == "relu" else 1.0  # He for relu, LeCun otherwise
+        cases.append(
+            (
+                f"MLP depth {mlp['depth']}, width {mlp['width']}, {name}, sgd",
+                name,
+                mlp["batch"],
+                lambda f, gain=gain: mlp_step(f, **mlp, gain=gain),
+            )
+        )
+    out = []
+    for case, name, size, make in cases:
+        ours, theirs = jaxact.get(name), getattr(jax.nn, jaxact.info(name).jax_nn)
+        contenders = dict(
+            zip(STEP_CONTENDERS, (make(ours), make(theirs), make(theirs)), strict=True)
+        )
+        results = compare(contenders, repeats=repeats)
+        out += _measurements("training_step", case, "float32", size, results)
+    return out
+
+
+# --- the experiments' per-step program: scan against unrolled, the divergence guard ---
+
+STRUCTURE_SHAPES = ((20, 64), (20, 128), (32, 64), (32, 128))
+STRUCTURE_CONTENDERS = ("scan + guard", "scan, no guard", "unrolled + guard")
+
+
+class UnrolledMLP(nn.Module):
+    """:class:`experiments.model.MLP` (no norm, no residual) with its hidden layers in a
+    Python loop (``layer_0`` ... ``layer_{depth-1}``) instead of one ``nn.scan``."""
+
+    depth: int
+    width: int
+    num_classes: int
+    activation: Callable[[jax.Array], jax.Array]
+    kernel_init: Callable[..., jax.Array]
+
+    @nn.compact
+    def __call__(self, x: jax.Array, *, train: bool) -> jax.Array:
+        from experiments import model as model_lib
+
+        h = x
+        for i in range(self.depth):
+            h, _ = model_lib.HiddenLayer(
+                width=self.width, activation=self.activation, kernel_init=self.kernel_init,
+                bias_init=nn.initializers.zeros, norm="none", residual=False, train=train,
+                dtype=jnp.float32, name=f"layer_{i}",
+            )(h)  # fmt: skip
+        logits = nn.Dense(self.num_classes, kernel_init=self.kernel_init, name="readout")(h)
+        return self.perturb("logits", logits)
+
+
+def _layer_norms(tree: Any, names: tuple[str, ...]) -> jax.Array:
+    """Per-layer norms of the arrays in a tree named one of ``names`` (a stacked array, from
+    ``nn.scan``, gives one norm per layer)."""
+    from experiments.numerics import safe_norm
+
+    parts = [
+        jax.vmap(safe_norm)(leaf) if leaf.ndim == 3 else safe_norm(leaf)[None]
+        for path, leaf in jax.tree_util.tree_leaves_with_path(tree)
+        if getattr(path[-1], "key", None) in names
+    ]
+    return jnp.concatenate(parts)
+
+
+def experiments_optimizer(hyper: dict[str, jax.Array]) -> optax.GradientTransformation:
+    """The experiments' SGD (as ``experiments.train`` builds it): global-norm clipping,
+    weight decay, then plain SGD, the numbers traced."""
+    return optax.chain(
+        optax.clip_by_global_norm(hyper["clip"]),
+        optax.add_decayed_weights(hyper["weight_decay"]),
+        optax.sgd(hyper["lr"]),
+    )
+
+
+def structure_program(mlp: nn.Module, *, guard: bool, steps: int):
+    """The experiments' training step (as in ``experiments.train.train_step``: dLoss/dh from
+    zero perturbations, clip + weight decay + SGD, per-layer weight and pre-activation
+    gradient norms every step), ``steps`` of it in one ``lax.scan``.
+
+    ``guard``: a diverged run keeps its state, ``jnp.where(keep, old, new)`` over the whole
+    train state every step, as the experiments do; without it the update is taken as is.
+    """
+
+    def program(params, opt_state, hyper, x_train, y_train, batches):
+        tx = experiments_optimizer(hyper)
+        x_batch = x_train[: batches.shape[1]]
+        shapes = jax.eval_shape(lambda: mlp.init(jax.random.key(0), x_batch, train=True))
+        perturbations = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes["perturbations"])
+
+        def body(state, inputs):
+            params, opt_state, diverged_step = state
+            step, index = inputs
+            x, y = x_train[index], y_train[index]
+
+            def loss_fn(params, perturbations):
+                logits = mlp.apply(
+                    {"params": params, "perturbations": perturbations}, x, train=True
+                )
+                return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, y))
+
+            loss, (grads, preact_grads) = jax.value_and_grad(loss_fn, argnums=(0, 1))(
+                params, perturbations
+            )
+            updates, new_opt_state = tx.update(grads, opt_state, params)
+            new_params = optax.apply_updates(params, updates)
+            records = {
+                "weight_grad_norm": _layer_norms(grads, ("kernel",)),
+                "preact_grad_norm": _layer_norms(preact_grads, ("preact", "logits")),
+                "batch_loss": loss,
+            }
+            if not guard:
+                return (new_params, new_opt_state, diverged_step), records
+            newly = (diverged_step < 0) & ~jnp.isfinite(loss)
+            diverged_step = jnp.where(newly, step, diverged_step)
+            keep = diverged_step >= 0
+            params, opt_state = jax.tree.map(
+                lambda o, n: jnp.where(keep, o, n), (params, opt_state), (new_params, new_opt_state)
+            )
+            records = {k: jnp.where(keep, jnp.nan, v) for k, v in records.items()}
+            return (params, opt_state, diverged_step), records
+
+        state = (params, opt_state, jnp.int32(-1))
+        return jax.lax.scan(body, state, (jnp.arange(steps, dtype=jnp.int32), batches))
+
+    return program
+
+
+def bench_program_structure(repeats, *, shapes=STRUCTURE_SHAPES, steps=10, batch=128):
+    """The experiments' per-step program at each DEPTHxWIDTH: layers in ``nn.scan`` (as
+    ``experiments.model`` has them) against an unrolled loop, and the divergence guard's cost.
+
+    Times are per training step (one scanned program of ``steps`` steps, divided), tanh.
+    """
+    from experiments import data as data_lib
+    from experiments import model as model_lib
+
+    dataset = data_lib.load("digits")
+    x_train, y_train = jnp.asarray(dataset.x_train), jnp.asarray(dataset.y_train)
+    batches = jax.random.randint(jax.random.key(1), (steps, batch), 0, x_train.shape[0])
+    hyper = {"lr": jnp.float32(0.01), "clip": jnp.float32(jnp.inf), "weight_decay": jnp.float32(0)}
+    out = []
+    for depth, width in shapes:
+        kwargs = {
+            "depth": depth,
+            "width": width,
+            "num_classes": dataset.num_classes,
+            "activation": jaxact.tanh,
+            "kernel_init": nn.initializers.variance_scaling(1.0, "fan_in", "normal"),
+        }
+        models = {"scan": model_lib.MLP(**kwargs), "unrolled": UnrolledMLP(**kwargs)}
+        contenders = {}
+        for name in STRUCTURE_CONTENDERS:
+            mlp = models[name.split()[0].strip(",")]
+            params = mlp.init(jax.random.key(0), x_train[:1], train=True)["params"]
+            opt_state = experiments_optimizer(hyper).init(params)
+            program = structure_program(mlp, guard=name.endswith("+ guard"), steps=steps)
+            contenders[name] = (program, (params, opt_state, hyper, x_train, y_train, batches))
+        results = compare(contenders, repeats=repeats, min_sample_s=0.0)
+        results = {k: ([t / steps for t in times], c) for k, (times, c) in results.items()}
+        case = f"depth {depth}, width {width}, batch {batch}"
+        out += _measurements("program_structure", case, "float32", batch, results)
+    return out
+
+
 # --- reporting -------------------------------------------------------------------
 
 
@@ -327,7 +599,81 @@ def targets(rows: Sequence[Measurement], size: int) -> list[tuple[str, str, bool
             speedup = _ratio(rows, benchmark, case, "loop", "vmap")
             target = f"vmap {case} >= {wanted:g}x faster than a loop"
             checks.append((target, f"{speedup:.1f}x", speedup >= wanted))
+    for case, (ratio, control) in step_ratios(rows).items():
+        target = f"training step, {case}: jaxact <= {STEP_TARGET:g}x jax.nn"
+        checks.append((target, f"{ratio:.3f} (control {control:.3f})", ratio <= STEP_TARGET))
     return checks
+
+
+def _cases(rows: Sequence[Measurement], benchmark: str) -> list[str]:
+    """The cases of a benchmark in the order they were measured."""
+    return list(dict.fromkeys(r.case for r in rows if r.benchmark == benchmark))
+
+
+def step_ratios(rows: Sequence[Measurement]) -> dict[str, tuple[float, float]]:
+    """case -> (jaxact / jax.nn, jax.nn control / jax.nn) median step-time ratios."""
+    ratios = {}
+    for case in _cases(rows, "training_step"):
+        size = next(r.size for r in rows if r.benchmark == "training_step" and r.case == case)
+        ours, theirs, control = (
+            _median(rows, "training_step", case, "float32", size, c) for c in STEP_CONTENDERS
+        )
+        ratios[case] = (ours / theirs, control / theirs)
+    return ratios
+
+
+def _step_markdown(rows: Sequence[Measurement]) -> list[str]:
+    lines = []
+    steps = [r for r in rows if r.benchmark == "training_step"]
+    if steps:
+        repeats = steps[0].repeats
+        lines += [
+            "### Training steps: jaxact's activation against jax.nn's (one jitted step)",
+            "",
+            f"Median ms per step over {repeats} interleaved samples; the control is jax.nn's "
+            "step compiled again, its ratio the noise floor.",
+            "",
+            "| case | jaxact | jax.nn | jax.nn control | jaxact / jax.nn | control / jax.nn |",
+            "|---|---|---|---|---|---|",
+        ]
+        for case, (ratio, control) in step_ratios(rows).items():
+            ms = {r.contender: 1000 * r.median_s for r in steps if r.case == case}
+            lines.append(
+                f"| {case} | {ms['jaxact']:.3g} | {ms['jax.nn']:.3g} "
+                f"| {ms['jax.nn control']:.3g} | {ratio:.3f} | {control:.3f} |"
+            )
+        lines.append("")
+    structure = [r for r in rows if r.benchmark == "program_structure"]
+    if structure:
+        repeats = structure[0].repeats
+        lines += [
+            "### The experiments' training step: nn.scan against unrolled layers, and the "
+            "divergence guard",
+            "",
+            f"Median ms per step over {repeats} interleaved samples (a scanned program of "
+            "steps, divided); compile seconds of that program. The last column takes each "
+            "contender's fastest sample instead, less disturbed by other load.",
+            "",
+            "| case | " + " | ".join(STRUCTURE_CONTENDERS) + " | unrolled / scan "
+            "| guard cost (scan) | the same from the fastest samples |",
+            "|---|" + "---|" * (len(STRUCTURE_CONTENDERS) + 3),
+        ]
+        for case in _cases(rows, "program_structure"):
+            by = {r.contender: r for r in structure if r.case == case}
+            cells = [
+                f"{1000 * by[c].median_s:.3g} ms, compile {by[c].compile_s:.1f} s"
+                for c in STRUCTURE_CONTENDERS
+            ]
+            unrolled = by["unrolled + guard"].median_s / by["scan + guard"].median_s
+            guard = by["scan + guard"].median_s / by["scan, no guard"].median_s - 1
+            unrolled_min = by["unrolled + guard"].min_s / by["scan + guard"].min_s
+            guard_min = by["scan + guard"].min_s / by["scan, no guard"].min_s - 1
+            lines.append(
+                f"| {case} | " + " | ".join(cells) + f" | {unrolled:.2f}x | {guard:+.1%} "
+                f"| {unrolled_min:.2f}x, {guard_min:+.1%} |"
+            )
+        lines.append("")
+    return lines
 
 
 def write_csv(rows: Sequence[Measurement], path: Path) -> None:
@@ -363,7 +709,8 @@ def markdown(rows: Sequence[Measurement], header: str) -> str:
             f"| {geometric_mean([v[0] for v in grad.values()]):.3f} | | |",
             "",
         ]
-    other = [r for r in rows if r.benchmark not in ("forward", "gradient")]
+    own_tables = ("forward", "gradient", "training_step", "program_structure")
+    other = [r for r in rows if r.benchmark not in own_tables]
     if other:
         lines += [
             "### Batching with jax.vmap (median seconds per call; compile seconds apart)",
@@ -377,10 +724,12 @@ def markdown(rows: Sequence[Measurement], header: str) -> str:
                 f"| {r.min_s:.3g} s | {r.max_s:.3g} s | {r.compile_s:.2f} s |"
             )
         lines.append("")
+    lines += _step_markdown(rows)
     float32 = [r for r in rows if r.benchmark == "forward" and r.dtype == "float32"]
-    if float32:
+    checks = targets(rows, max((r.size for r in float32), default=0))
+    if checks:
         lines += ["### Targets", "", "| target | measured | met |", "|---|---|---|"]
-        for target, measured, met in targets(rows, max(r.size for r in float32)):
+        for target, measured, met in checks:
             lines.append(f"| {target} | {measured} | {'yes' if met else 'NO'} |")
     compile_rows = [
         r for r in rows if r.benchmark in ("forward", "gradient") and r.contender != "copy"
@@ -433,16 +782,37 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", default="results/benchmark", help="output folder")
     parser.add_argument("--skip-ensemble", action="store_true", help="skip the training benchmark")
     parser.add_argument(
+        "--skip-training-steps",
+        action="store_true",
+        help="skip the training steps (jaxact's activations against jax.nn's)",
+    )
+    only = parser.add_mutually_exclusive_group()
+    only.add_argument(
         "--main-job",
         action="store_true",
         help="only the main job against PyTorch eager (experiments.main_job_benchmark)",
     )
+    only.add_argument(
+        "--training-steps",
+        action="store_true",
+        help="only the training steps: a transformer MLP block and the experiments' MLP, "
+        "jaxact's activation against jax.nn's",
+    )
+    only.add_argument(
+        "--program-structure",
+        action="store_true",
+        help="only the experiments' training step: nn.scan against unrolled layers, with and "
+        "without the divergence guard (not part of the default run: 12 compilations)",
+    )
     parser.add_argument(
         "--shapes",
-        default="32x128,20x64",
-        help="--main-job: comma-separated DEPTHxWIDTH (default 32x128,20x64)",
+        help="--main-job and --program-structure: comma-separated DEPTHxWIDTH "
+        "(default 32x128,20x64 and 20x64,20x128,32x64,32x128)",
     )
     args = parser.parse_args(argv)
+    if args.shapes is None:
+        structure = ",".join(f"{d}x{w}" for d, w in STRUCTURE_SHAPES)
+        args.shapes = structure if args.program_structure else "32x128,20x64"
     try:
         args.shapes = [tuple(int(v) for v in s.split("x")) for s in args.shapes.split(",")]
         if any(len(s) != 2 or min(s) < 1 for s in args.shapes):
@@ -484,8 +854,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def _main_job(args: argparse.Namespace, out: Path) -> int:
     """The main job against PyTorch eager: prints the table and writes ``main_job.md``."""
-    from experiments import main_job_benchmark
+    from experiments import devices, main_job_benchmark
 
+    devices.use_cpu_cores()  # as the gradient-flow CLI: the seeds spread over the cores
     if not main_job_benchmark.torch_available():
         print(
             "note: PyTorch is not installed (pip install -e '.[benchmark]'); its column is empty",
@@ -521,6 +892,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"jax {jax.__version__}, {os.cpu_count()} CPU cores"
     )
     print(header, flush=True)
+    if args.training_steps or args.program_structure:
+        if args.training_steps:
+            name, rows = "training_steps", bench_training_steps(args.repeats, quick=args.quick)
+        else:
+            steps = 2 if args.quick else 10
+            rows = bench_program_structure(args.repeats, shapes=args.shapes, steps=steps)
+            name = "program_structure"
+        write_csv(rows, out / f"{name}.csv")
+        report = markdown(rows, header)
+        atomic_write_text(out / f"{name}.md", report)
+        print(report.removeprefix(header).lstrip("\n"))
+        return 0
     rows = bench_activations(args.activations, args.sizes, args.dtypes, args.repeats)
     vmap_size = min(max(args.sizes), 1_048_576)
     vmap_size -= vmap_size % 25_600  # rows of 256, softmax rows of 100
@@ -533,6 +916,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows += bench_per_example_gradients(args.repeats)
     if not args.skip_ensemble:
         rows += bench_ensemble(args.repeats, seeds=4 if args.quick else 8, quick=args.quick)
+    if not args.skip_training_steps:
+        rows += bench_training_steps(args.repeats, quick=args.quick)
     write_csv(rows, out / "benchmark.csv")
     report = markdown(rows, header)
     atomic_write_text(out / "benchmark.md", report)

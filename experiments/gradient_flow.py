@@ -44,9 +44,10 @@ import jax
 import numpy as np
 
 import jaxact
-from experiments import atomic_files, recording, records, stats, train
+from experiments import atomic_files, background, devices, recording, records, stats, train
 from experiments import data as data_lib
 from experiments import model as model_lib
+from experiments.arguments import positive_int
 
 # A critical init needs a bias variance for most activations (tanh: q* = 0 at sigma_b = 0);
 # ``--sigma-b auto`` takes the first of these with a critical point.
@@ -233,6 +234,14 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"keep compiled programs in DIR ('none': off; default {train.default_cache_dir()})",
     )
     add(
+        "--cpu-devices",
+        dest="cpu_devices",
+        type=positive_int,
+        metavar="N",
+        help="CPU devices to spread the seeds over, run side by side (default: one per core, "
+        "at most 8); other N can change the last bits of the numbers",
+    )
+    add(
         "--seed-offset",
         dest="seed_offset",
         type=int,
@@ -389,11 +398,35 @@ def meanfield_rows(config: train.Config) -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
+def _trained_as(config: train.Config) -> tuple:
+    """What training ``config`` computes: its compiled program and numeric arguments."""
+    hyper = sorted(
+        (k, np.asarray(v).shape, np.asarray(v).tobytes()) for k, v in config.hyper().items()
+    )
+    return (config.program(), tuple(hyper))
+
+
+def same_configurations(configs: Sequence[train.Config]) -> list[list[train.Config]]:
+    """``configs`` grouped by what training them computes, in order of first appearance.
+
+    Configurations with equal :meth:`train.Config.program` and :meth:`train.Config.hyper`
+    (same model, optimiser rule, schedule, and equal scales, learning rate, clip and weight
+    decay) train identically for the same seeds, whatever their labels: relu/critical at
+    sigma_b = 0 is relu/he (the critical gain of relu is sqrt 2). Each group is trained once.
+    """
+    groups: dict[tuple, list[train.Config]] = {}
+    for config in configs:
+        groups.setdefault(_trained_as(config), []).append(config)
+    return list(groups.values())
+
+
 def run_sweep(sweep: Sweep, out: Path, *, progress: bool = True) -> list[Path]:
     """Trains every configuration not already finished in ``out``; returns the run directories.
 
     The unfinished configurations that share a compiled program (same model, optimiser rule
-    and schedule) are trained together, in one call.
+    and schedule) are trained together, in one call; configurations that are the same
+    training under other labels (see :func:`same_configurations`) are trained once and the
+    result is saved under each label.
     """
     from tqdm import tqdm
 
@@ -410,22 +443,25 @@ def run_sweep(sweep: Sweep, out: Path, *, progress: bool = True) -> list[Path]:
         print(f"{done} of {len(sweep.configs)} configurations already done in {out}",
               file=sys.stderr)  # fmt: skip
     bar = tqdm(total=len(todo), desc="gradient flow", unit="config", disable=not progress)
-    groups = train.group_by_program([config for config, _, _ in todo])
+    # One representative per distinct training; its result goes to every label of its group.
+    same = {id(group[0]): group for group in same_configurations([c for c, _, _ in todo])}
+    groups = train.group_by_program([same[k][0] for k in same])
     start = time.perf_counter()
     for group, outputs in train.train_groups(groups, sweep.seeds):
         seconds = (time.perf_counter() - start) / len(group)
         bar.set_postfix_str(", ".join(c.label for c in group))
-        for config, records_ in zip(group, outputs, strict=True):
-            _, key, directory = next(t for t in todo if t[0] is config)
-            if writer:
-                recording.save_run(
-                    directory, key, config.to_dict(),
-                    lambda d, c=config, r=records_: recording.write_tables(
-                        d, _identity(c), sweep.seeds, c.schedule, r
-                    ),
-                    meanfield_rows(config), seconds,
-                )  # fmt: skip
-            bar.update()
+        for trained, records_ in zip(group, outputs, strict=True):
+            for config in same[id(trained)]:
+                _, key, directory = next(t for t in todo if t[0] is config)
+                if writer:
+                    recording.save_run(
+                        directory, key, config.to_dict(),
+                        lambda d, c=config, r=records_: recording.write_tables(
+                            d, _identity(c), sweep.seeds, c.schedule, r
+                        ),
+                        meanfield_rows(config), seconds,
+                    )  # fmt: skip
+                bar.update()
         start = time.perf_counter()
     bar.close()
     return directories
@@ -600,6 +636,14 @@ def summary_markdown(sweep: Sweep, rows: Sequence[dict[str, Any]]) -> str:
     if critical:
         lines += ["", "Critical init at (chosen by `--sigma-b auto`): " + "; ".join(
             sorted(critical)) + "."]  # fmt: skip
+    same = [g for g in same_configurations(sweep.configs) if len(g) > 1]
+    if same:
+        lines += ["", "The same configuration under several labels (equal program and scales): "
+                  "trained once, reported under each label:"]  # fmt: skip
+        for first, *others in same:
+            names = ", ".join(c.label for c in others)
+            verb = "is" if len(others) == 1 else "are"
+            lines.append(f"- {names} {verb} {first.label} (equal scales): trained once")
     if sweep.skipped:
         lines += ["", "Left out:", *[f"- {m}" for m in sweep.skipped]]
     return "\n".join(lines) + "\n"
@@ -651,39 +695,6 @@ def _check_out(out: Path) -> str | None:
     return None
 
 
-class _Lock:
-    """``OUT/.lock`` (created exclusively, holding the pid) while a run writes to ``OUT``."""
-
-    def __init__(self, out: Path):
-        self.path = out / ".lock"
-
-    def __enter__(self):
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        for _ in range(2):
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                try:
-                    pid = int(self.path.read_text().strip() or "0")
-                    os.kill(pid, 0)  # still running?
-                except (ValueError, ProcessLookupError, FileNotFoundError):
-                    self.path.unlink(missing_ok=True)  # left by a run that is gone
-                    continue
-                except PermissionError:
-                    pass
-                raise RuntimeError(
-                    f"another run (pid {pid}) is writing to {self.path.parent}; wait for it, "
-                    f"or remove {self.path} if it is gone"
-                ) from None
-            with os.fdopen(fd, "w") as f:
-                f.write(str(os.getpid()))
-            return self
-        raise RuntimeError(f"cannot lock {self.path.parent}")
-
-    def __exit__(self, *exc):
-        self.path.unlink(missing_ok=True)
-
-
 def main(argv: Sequence[str] | None = None, *, progress: bool = True) -> int:
     """Runs the CLI; returns the exit status (2 for a bad command line, 130 on Ctrl-C)."""
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -696,19 +707,22 @@ def main(argv: Sequence[str] | None = None, *, progress: bool = True) -> int:
     out = Path(args.out)
     if (problem := _check_out(out)) is not None:
         parser.error(problem)
-    if args.distributed:  # before anything touches a JAX device (resolve may)
+    # Before anything touches a JAX device (resolve may).
+    devices.use_cpu_cores(args.cpu_devices)
+    if args.distributed:
         initialize_distributed(args)
-    try:
-        sweep = resolve(args)
-    except ValueError as e:
-        parser.error(str(e))
-    train.enable_compilation_cache(args.compilation_cache)
-    for message in sweep.skipped:
-        print(f"note: left out {message}", file=sys.stderr)
-    start = time.perf_counter()
     writer = jax.process_index() == 0
     try:
-        with _Lock(out) if writer else contextlib.nullcontext():
+        # Locked before resolve, which may take seconds (a critical init's sigma_b).
+        with atomic_files.output_lock(out) if writer else contextlib.nullcontext():
+            try:
+                sweep = resolve(args)
+            except ValueError as e:
+                parser.error(str(e))
+            train.enable_compilation_cache(args.compilation_cache)
+            for message in sweep.skipped:
+                print(f"note: left out {message}", file=sys.stderr)
+            start = time.perf_counter()
             directories = run_sweep(sweep, out, progress=progress)
             if not writer:
                 return 0
@@ -722,9 +736,7 @@ def main(argv: Sequence[str] | None = None, *, progress: bool = True) -> int:
             recording.write_csv(out / "summary.csv", SUMMARY_COLUMNS, summary_csv_rows(rows))
             summary = summary_markdown(sweep, rows)
             atomic_files.atomic_write_text(out / "summary.md", summary)
-    except RuntimeError as e:
-        if "is writing to" not in str(e):
-            raise
+    except atomic_files.OutputLocked as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -740,11 +752,4 @@ def main(argv: Sequence[str] | None = None, *, progress: bool = True) -> int:
 
 
 if __name__ == "__main__":
-    status = main()
-    if status == 130:
-        # A program may still be compiling in the background thread; leaving through the
-        # interpreter's shutdown would abort inside XLA. Every written file is complete.
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(status)
-    sys.exit(status)
+    background.exit_process(main())

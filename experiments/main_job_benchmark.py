@@ -12,9 +12,10 @@ and accuracy at the first and the last step.
   pre-activation, the step's norms and loss stacked and copied to the host once
   per step.
 - jaxact: :func:`experiments.train.train_groups`, as ``experiments.gradient_flow``
-  runs a sweep: one compiled program per activation (seeds vmapped, steps
-  scanned), the next one compiling while the current one runs; compilation
-  included (no compilation cache, in-memory caches cleared), and again warm.
+  runs a sweep: one compiled program for the four activations (``lax.switch``
+  on an argument; seeds vmapped, steps scanned), called once per activation;
+  compilation included (no compilation cache, in-memory caches cleared), and
+  again warm.
 
 Run through ``python -m experiments.benchmark --main-job``; the contenders run
 interleaved, ``--repeats`` times, and the medians are reported.
@@ -243,7 +244,8 @@ def report(rows: Sequence[Row], work: Work, threads: int) -> str:
             [seconds(r.torch_s) for r in rows],
         ),
         line(
-            "jaxact main job (`experiments.train`), compilation included",
+            f"jaxact main job (`experiments.train`, {jax.device_count()} CPU devices), "
+            "compilation included",
             [
                 f"{seconds(r.jaxact_cold_s)} ({r.speedup:.2f}x)"
                 if math.isfinite(r.speedup)

@@ -250,8 +250,8 @@ def mean_field_profile(
 
 def build(
     *,
-    activation: str,
-    params: dict[str, Any],
+    activation: str | Callable[[jax.Array], jax.Array],
+    params: dict[str, Any] | None = None,
     depth: int,
     width: int,
     num_classes: int,
@@ -259,13 +259,15 @@ def build(
     residual: bool = False,
     dtype: str = "float32",
 ) -> MLP:
-    """The MLP with unit initialisation (see :func:`scale_parameters`), activation from the
-    jaxact registry with ``params`` bound."""
+    """The MLP with unit initialisation (see :func:`scale_parameters`); ``activation`` a
+    jaxact name (``params`` bound) or the function itself."""
+    if isinstance(activation, str):
+        activation = jaxact.get(activation, **(params or {}))
     return MLP(
         depth=depth,
         width=width,
         num_classes=num_classes,
-        activation=jaxact.get(activation, **params),
+        activation=activation,
         kernel_init=nn.initializers.variance_scaling(1.0, "fan_in", "normal"),
         bias_init=nn.initializers.normal(1.0),
         norm=norm,

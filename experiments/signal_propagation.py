@@ -36,12 +36,14 @@ Writes ``signal.csv`` (one row per configuration and layer), ``signal.png`` and
 """
 
 import argparse
+import concurrent.futures
 import dataclasses
 import functools
 import math
 import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,12 +52,13 @@ import jax.numpy as jnp
 import numpy as np
 
 import jaxact
-from experiments import atomic_files, recording
+from experiments import atomic_files, background, devices, recording
 from experiments.arguments import number, positive_int
 from experiments.atomic_files import prepare_output_folder, save_figure
 
 FIELDS = (
-    "activation", "label", "sigma_w2", "sigma_b2", "width", "networks", "method", "layer",
+    "activation", "label", "sigma_w2", "sigma_b2", "width", "networks", "gradient_networks",
+    "method", "layer",
     "q_measured", "q_theory", "q_sem", "c_measured", "c_theory", "c_sem", "c_star",
     "log_grad_measured", "log_grad_theory", "xi_c", "chi_1",
 )  # fmt: skip
@@ -123,35 +126,101 @@ def parse_config(text: str) -> Config:
 # --- theory ---------------------------------------------------------------------------
 
 
-def theory_profile(config: Config, depth: int, c0: float) -> dict[str, Any]:
-    """q*, c*, chi_1, xi_c and the iterates q^l, c^l (l = 0..depth) from q^0 = q*, c^0.
+def _iterates(step, x0: float, depth: int, guess: np.ndarray, *, tol: float) -> np.ndarray:
+    r"""The iterates :math:`x_{l+1} = f(x_l)`, :math:`l < L`, from :math:`x_0`, all at once.
 
-    The log-gradient profile is :math:`\\tfrac12 \\sum_{k=l}^{L-1} \\log\\chi(q^k)`
-    (0 at the output layer :math:`L`).
+    Newton's method on the whole sequence: each sweep evaluates ``step(x) = (f(x), f'(x))``
+    at every layer in one vectorised call (the quadrature's cost per call barely depends on
+    how many points it gets, up to 64), then solves the linearised recursion
+    :math:`x'_{l+1} = f(x_l) + f'(x_l)(x'_l - x_l)` layer by layer. Sweep :math:`k` makes the
+    first :math:`k` layers exact, so at most ``depth`` sweeps are needed; from a good guess
+    a handful are. Ends where every :math:`|x_{l+1} - f(x_l)|` is at most ``tol``.
+    """
+    x = np.asarray(guess, np.float64).copy()
+    x[0] = x0
+    for _ in range(depth + 2):  # sweep k leaves layers <= k exact: depth + 1 suffice
+        value, slope = (np.asarray(v, np.float64) for v in step(x[:-1]))
+        if np.max(np.abs(x[1:] - value)) <= tol:
+            return x
+        new = x.copy()
+        for layer in range(depth):
+            new[layer + 1] = value[layer] + slope[layer] * (new[layer] - x[layer])
+        x = new
+    raise RuntimeError(f"the map's iterates did not converge to {tol:g}")  # pragma: no cover
+
+
+def length_fixed_point(config: Config) -> float:
+    """q*, the length map's fixed point reached from q = 1 (:func:`jaxact.theory.fixed_point`).
+
+    Raises:
+        ValueError: where it is not finite and positive.
     """
     from jaxact import theory
 
-    params = dict(config.params)
-    kw = {"sigma_w": math.sqrt(config.sigma_w2), "sigma_b": math.sqrt(config.sigma_b2), **params}
-    q_star = theory.fixed_point(config.activation, q0=1.0, **kw)
+    kw = {"sigma_w": math.sqrt(config.sigma_w2), "sigma_b": math.sqrt(config.sigma_b2)}
+    q_star = theory.fixed_point(config.activation, q0=1.0, **kw, **dict(config.params))
     if not 0 < q_star < math.inf:
         raise ValueError(f"{config.label}: no finite positive length fixed point (q* = {q_star})")
-    q = [q_star]
-    c = [c0]
-    for _ in range(depth):
-        q.append(float(theory.length_map(config.activation, q[-1], **kw)))
-        c.append(float(theory.correlation_map(config.activation, c[-1], q0=q_star, **kw)))
+    return q_star
+
+
+def theory_profile(
+    config: Config, depth: int, c0: float, *, q_star: float | None = None
+) -> dict[str, Any]:
+    r"""q*, c*, chi_1, xi_c and the iterates q^l, c^l (l = 0..depth) from q^0 = q*, c^0.
+
+    The iterates are those of :func:`jaxact.theory.length_map` and
+    :func:`jaxact.theory.correlation_map` (at q*), :math:`\mathcal{L}(q) = \sigma_w^2
+    E[\phi(\sqrt q z)^2] + \sigma_b^2` and :math:`\mathcal{C}(c) = (\sigma_w^2
+    E[\phi(u_1)\phi(u_2)] + \sigma_b^2) / q^*`, evaluated by the same quadrature
+    (:mod:`jaxact.theory.quadrature`) for all layers at once (see :func:`_iterates`), to
+    float32 rounding (``tests/test_signal_propagation.py`` checks them against the maps
+    called layer by layer). The log-gradient profile is
+    :math:`\tfrac12 \sum_{k=l}^{L-1} \log\chi(q^k)` (0 at the output layer :math:`L`).
+    """
+    from jaxact import theory
+    from jaxact.theory import quadrature
+
+    params = dict(config.params)
+    kw = {"sigma_w": math.sqrt(config.sigma_w2), "sigma_b": math.sqrt(config.sigma_b2), **params}
+    if q_star is None:
+        q_star = length_fixed_point(config)
+    chi_1 = theory.chi1(config.activation, q0=q_star, **kw)
+    # c = 1 is the stable fixed point where chi_1 <= 1 (correlation_fixed_point's own rule;
+    # its bracketing of a c* < 1 is needed in the chaotic phase only).
+    c_star = 1.0
+    if chi_1 > 1:
+        c_star = theory.correlation_fixed_point(config.activation, q0=q_star, **kw)
+    xi_c = theory.depth_scales(config.activation, q0=q_star, **kw).xi_c
+    act = quadrature.activation(config.activation, params)
+    dtype = quadrature.default_dtype()
+    sw2 = jnp.square(jnp.asarray(kw["sigma_w"], dtype))
+    sb2 = jnp.square(jnp.asarray(kw["sigma_b"], dtype))
+    qs = jnp.asarray(q_star, dtype)
+
+    def length(q):
+        a, _, da, _ = quadrature.moments(act, jnp.asarray(q, dtype))
+        return sw2 * a + sb2, sw2 * da
+
+    def correlation(c):
+        f, g = quadrature.pair_moments(act, qs, jnp.asarray(np.clip(c, -1, 1), dtype))
+        return (sw2 * f + sb2) / qs, sw2 * g
+
+    layers = np.arange(depth + 1)
+    q = _iterates(length, q_star, depth, np.full(depth + 1, q_star), tol=4e-7 * q_star)
+    decay = np.exp(-layers / min(xi_c, 1e6)) if xi_c > 0 else np.zeros(depth + 1)
+    c = _iterates(correlation, c0, depth, c_star + (c0 - c_star) * decay, tol=4e-7)
     chi = np.asarray(
         theory.chi(config.activation, np.asarray(q, np.float32), sigma_w=kw["sigma_w"], **params)
     )
     log_grad = np.concatenate([np.cumsum(0.5 * np.log(chi[:-1])[::-1])[::-1], [0.0]])
     return {
         "q_star": q_star,
-        "c_star": theory.correlation_fixed_point(config.activation, q0=q_star, **kw),
-        "chi_1": theory.chi1(config.activation, q0=q_star, **kw),
-        "xi_c": theory.depth_scales(config.activation, q0=q_star, **kw).xi_c,
-        "q": np.asarray(q),
-        "c": np.asarray(c),
+        "c_star": c_star,
+        "chi_1": chi_1,
+        "xi_c": xi_c,
+        "q": q,
+        "c": c,
         "log_grad": log_grad,
     }
 
@@ -180,8 +249,13 @@ def _derivative(phi):
     return lambda h: jax.jvp(phi, (h,), (jnp.ones_like(h),))[1]
 
 
-def sampled_network(phi, key, *, width: int, depth: int, sw2, sb2, q0, c0):
+def sampled_network(
+    phi, key, *, width: int, depth: int, sw2, sb2, q0, c0, bias: bool = True, gradient=True
+):
     """One network by exact sampling of the products W phi (see the module docstring).
+
+    ``bias=False`` draws no biases (for sigma_b = 0: a quarter fewer random numbers);
+    ``gradient`` (a bool, or a traced one) False skips the backward pass (|delta|^2 is NaN).
 
     Returns:
         (q (depth + 1,), c (depth + 1,), |delta|^2 (depth + 1,)) for layers 0..depth.
@@ -193,14 +267,13 @@ def sampled_network(phi, key, *, width: int, depth: int, sw2, sb2, q0, c0):
 
     def forward(carry, k):
         ha, hb = carry
-        z = jax.random.normal(k, (3, width))
+        z = jax.random.normal(k, (3 if bias else 2, width))
         pa, pb = phi(ha), phi(hb)
         na, nb = jnp.linalg.norm(pa), jnp.linalg.norm(pb)
         rho = jnp.clip((pa @ pb) / (na * nb), -1.0, 1.0)
-        bias = jnp.sqrt(sb2) * z[2]
         ga = s * na * z[0]
         gb = s * nb * (rho * z[0] + jnp.sqrt(1 - rho * rho) * z[1])
-        new = (ga + bias, gb + bias)
+        new = (ga + jnp.sqrt(sb2) * z[2], gb + jnp.sqrt(sb2) * z[2]) if bias else (ga, gb)
         return new, (*_stats(*new), ha, pa, ga)
 
     _, (q, c, h_prev, p_prev, g) = jax.lax.scan(forward, (ha, hb), jax.random.split(k_fwd, depth))
@@ -213,21 +286,26 @@ def sampled_network(phi, key, *, width: int, depth: int, sw2, sb2, q0, c0):
         new = dphi(h) * wt_delta
         return new, new @ new
 
-    top = jax.random.normal(k_out, (width,))
-    _, norms = jax.lax.scan(
-        backward, top, (h_prev, p_prev, g, jax.random.split(k_bwd, depth)), reverse=True
-    )
+    def backward_pass():
+        top = jax.random.normal(k_out, (width,))
+        _, norms = jax.lax.scan(
+            backward, top, (h_prev, p_prev, g, jax.random.split(k_bwd, depth)), reverse=True
+        )
+        return jnp.concatenate([norms, (top @ top)[None]])
+
+    if gradient is True:
+        grad2 = backward_pass()
+    else:
+        grad2 = jax.lax.cond(gradient, backward_pass, lambda: jnp.full(depth + 1, jnp.nan))
     q0_, c0_ = _stats(ha, hb)
-    return (
-        jnp.concatenate([q0_[None], q]),
-        jnp.concatenate([c0_[None], c]),
-        jnp.concatenate([norms, (top @ top)[None]]),
-    )
+    return (jnp.concatenate([q0_[None], q]), jnp.concatenate([c0_[None], c]), grad2)
 
 
-def dense_network(phi, key, *, width: int, depth: int, sw2, sb2, q0, c0):
+def dense_network(
+    phi, key, *, width: int, depth: int, sw2, sb2, q0, c0, bias: bool = True, gradient=True
+):
     """One network with its full N x N weight matrices; the same outputs as
-    :func:`sampled_network`."""
+    :func:`sampled_network` (it always draws the biases and takes the gradient)."""
     k_in, k_net, k_out = jax.random.split(key, 3)
     ha, hb = _inputs(k_in, width, q0, c0)
     keys = jax.random.split(k_net, depth)
@@ -264,78 +342,97 @@ def dense_network(phi, key, *, width: int, depth: int, sw2, sb2, q0, c0):
     )
 
 
+# Optimisation level 1 compiles the simulation in about half the time of the default
+# level, and runs it about as fast.
+COMPILER_OPTIONS = {"xla_backend_optimization_level": 1}
+
+
 @functools.lru_cache(maxsize=16)
-def _program(activation: str, params: tuple, width: int, depth: int, method: str, chunk: int):
-    """The jitted simulation of a group of networks; the variances are its arguments, so the
-    configurations of one activation share it."""
+def _program(
+    activation: str, params: tuple, width: int, depth: int, method: str, chunk: int, bias: bool
+):
+    """The jitted simulation of a block of networks; the variances are its arguments, so the
+    configurations of one activation (with biases or without) share it."""
     phi = jaxact.get(activation, **dict(params))
     one = {"sampled": sampled_network, "dense": dense_network}[method]
 
-    @jax.jit
-    def run(keys, sw2, sb2, q0, c0):
-        def batch(k):
-            return jax.vmap(
-                lambda kk: one(phi, kk, width=width, depth=depth, sw2=sw2, sb2=sb2, q0=q0, c0=c0)
-            )(k)
+    def run(keys, sw2, sb2, q0, c0, gradient):
+        def network(k):
+            return one(
+                phi, k, width=width, depth=depth, sw2=sw2, sb2=sb2, q0=q0, c0=c0, bias=bias,
+                gradient=gradient,
+            )  # fmt: skip
 
-        return jax.lax.map(batch, keys.reshape(-1, chunk))
+        return jax.lax.map(jax.vmap(network), keys.reshape(-1, chunk))
 
-    return run
+    return jax.jit(run, compiler_options=COMPILER_OPTIONS)
 
 
 def simulate(
     config: Config, *, width: int, depth: int, networks: int, q0: float, c0: float,
     seed: int = 0, method: str = "sampled", q_precision: float = 0.0,
-    c_precision: float = 0.0, max_networks: int = 0, group: int = 1024,
+    c_precision: float | Callable[[], float] = 0.0, max_networks: int = 0, group: int = 256,
+    gradient_networks: int = 0, device: jax.Device | None = None,
 ) -> dict[str, np.ndarray]:  # fmt: skip
-    """Independent networks of one configuration, ``group`` per compiled call (vmapped).
+    """Independent networks of one configuration, ``group`` per compiled call (vmapped; the
+    calls all have one shape, so the program compiles once).
 
     At least ``networks``; then, where ``q_precision`` or ``c_precision`` is > 0, as many
     more (up to ``max_networks``) as the spread of the first ones says the standard error
     of the mean :math:`q^l` needs to fall below ``q_precision`` (relative) and that of the
     mean :math:`c^l` below ``c_precision`` (absolute), at every layer. relu/He's
     :math:`q^l` is a multiplicative random walk (:math:`\\mathcal{L}'(q^*) = 1`: nothing
-    pulls it back), so it needs several times the networks tanh does.
+    pulls it back), so it needs several times the networks tanh does. ``c_precision`` may be
+    a function returning it, called once the first ``networks`` are drawn (the study computes
+    the decay length that decides it meanwhile). The gradient is taken in the first
+    ``gradient_networks`` (rounded up to a whole call; 0: all). ``device``: where the
+    networks run (default: JAX's default device).
 
     Returns:
-        ``q``, ``c``, ``grad2`` of shape (networks drawn, depth + 1), float64 numpy.
+        ``q``, ``c`` of shape (networks drawn, depth + 1) and ``grad2`` of shape (networks
+        with the gradient, depth + 1), float64 numpy.
     """
     group = min(group, networks)
     chunk = math.gcd(group, 128) if method == "sampled" else 1
-    run = _program(config.activation, config.params, width, depth, method, chunk)
+    bias = config.sigma_b2 > 0
+    run = _program(config.activation, config.params, width, depth, method, chunk, bias)
     f32 = jnp.float32
-    scalars = (f32(config.sigma_w2), f32(config.sigma_b2), f32(q0), f32(c0))
+    scalars = jax.device_put((f32(config.sigma_w2), f32(config.sigma_b2), f32(q0), f32(c0)), device)
     base = jax.random.key(seed)
     parts: list[tuple[jax.Array, ...]] = []
 
     def draw(n_total: int) -> None:
         while len(parts) * group < n_total:
             keys = jax.random.split(jax.random.fold_in(base, len(parts)), group)
-            parts.append(run(keys, *scalars))
+            gradient = not gradient_networks or len(parts) * group < gradient_networks
+            call = jax.device_put((keys, jnp.bool_(gradient)), device)
+            parts.append(run(call[0], *scalars, call[1]))
+
+    def collect() -> dict[str, np.ndarray]:
+        result = {
+            name: np.concatenate(
+                [np.asarray(p[i], np.float64).reshape(group, depth + 1) for p in parts]
+            )
+            for i, name in enumerate(("q", "c", "grad2"))
+        }
+        result["grad2"] = result["grad2"][~np.isnan(result["grad2"][:, 0])]
+        return result
 
     draw(networks)
-    result = {
-        name: np.concatenate(
-            [np.asarray(p[i], np.float64).reshape(group, depth + 1) for p in parts]
-        )
-        for i, name in enumerate(("q", "c", "grad2"))
-    }
+    result = collect()
     needed = 0
     if q_precision > 0:
         spread = np.max(result["q"].std(0, ddof=1) / result["q"].mean(0))
         needed = math.ceil((spread / q_precision) ** 2)
+    if callable(c_precision):
+        c_precision = c_precision()
     if c_precision > 0:
         needed = max(needed, math.ceil((np.max(result["c"].std(0, ddof=1)) / c_precision) ** 2))
     if needed:
         needed = min(max(max_networks, networks), needed)
         if needed > len(parts) * group:
             draw(needed)
-            result = {
-                name: np.concatenate(
-                    [np.asarray(p[i], np.float64).reshape(group, depth + 1) for p in parts]
-                )
-                for i, name in enumerate(("q", "c", "grad2"))
-            }
+            result = collect()
     return result
 
 
@@ -362,6 +459,7 @@ def compare(theory: dict[str, Any], sim: dict[str, np.ndarray]) -> dict[str, Any
     log_grad = 0.5 * np.log(g2 / g2[-1])
     result = {
         "networks": n,
+        "gradient_networks": len(sim["grad2"]),
         "q_measured": q_m,
         "q_sem": q_sem,
         "c_measured": c_m,
@@ -442,6 +540,7 @@ def rows_for(config: Config, settings: dict[str, Any], theory, result) -> list[d
         "sigma_b2": config.sigma_b2,
         "width": settings["width"],
         "networks": result["networks"],
+        "gradient_networks": result["gradient_networks"],
         "method": settings["method"],
         "c_star": theory["c_star"],
         "xi_c": theory["xi_c"],
@@ -474,7 +573,8 @@ def summary_markdown(settings: dict[str, Any], entries: Sequence[tuple], seconds
         f"configuration ({settings['method']} weights; at least {settings['networks']}, more "
         f"where the mean q^l needs them for a relative standard error below "
         f"{settings['q_precision']:g}, or the mean c^l for one below {settings['c_precision']:g} "
-        f"where the decay length is fitted; at most {settings['max_networks']}), inputs at "
+        f"where the decay length is fitted; at most {settings['max_networks']}; the gradient "
+        f"in the first {settings['gradient_networks']} of them), inputs at "
         f"q^0 = q*, c^0 = {settings['c0']:g}; seed {settings['seed']}; {seconds:.1f} s in all.",
         "",
         f"Targets: q^l within {Q_TOLERANCE:.0%} of the length map's iterates at every layer; "
@@ -602,6 +702,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add("--max-networks", type=positive_int, default=16384,
         help="the most networks --q-precision and --c-precision may ask for")  # fmt: skip
+    add(
+        "--gradient-networks",
+        type=positive_int,
+        default=2048,
+        help="take the gradient (the backward pass) in this many of the networks, at most",
+    )
     add("--c0", type=_correlation, default=0.2, help="correlation of the two inputs")
     add("--seed", type=int, default=0)
     add("--method", choices=("sampled", "dense"), default="sampled",
@@ -612,38 +718,98 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _theory_in_background(
+    configs: Sequence[Config], depth: int, c0: float
+) -> tuple[list[concurrent.futures.Future], list[concurrent.futures.Future]]:
+    """Every configuration's q*, then every theory profile, in a daemon thread (Ctrl-C need
+    not wait for it): (q* futures, profile futures), in the order of ``configs``."""
+    q_stars = [concurrent.futures.Future() for _ in configs]
+    profiles = [concurrent.futures.Future() for _ in configs]
+
+    def work():
+        for config, q_star in zip(configs, q_stars, strict=True):
+            try:
+                q_star.set_result(length_fixed_point(config))
+            except BaseException as error:
+                q_star.set_exception(error)
+        for config, q_star, profile in zip(configs, q_stars, profiles, strict=True):
+            try:
+                profile.set_result(theory_profile(config, depth, c0, q_star=q_star.result()))
+            except BaseException as error:
+                profile.set_exception(error)
+
+    threading.Thread(target=work, daemon=True).start()
+    return q_stars, profiles
+
+
 def study(settings: dict[str, Any], configs: Sequence[Config], *, log=print) -> list[tuple]:
-    """(config, theory, comparison, verdicts) for every configuration."""
-    entries = []
-    for config in configs:
+    """(config, theory, comparison, verdicts) for every configuration.
+
+    The theory (quadrature driven from the host) runs in its own thread while the networks
+    run: a simulation needs only q*, and the decay length once its first networks are in.
+    With several JAX devices (the command line makes one CPU device per core, up to 8),
+    each runs the configurations of one compiled program at a time, in its own thread.
+    """
+    q_stars, profiles = _theory_in_background(configs, settings["depth"], settings["c0"])
+    entries: list[tuple | None] = [None] * len(configs)
+    # The configurations that share a program (activation, with biases or without) run on
+    # one device, so that it compiles once.
+    groups: dict[tuple, list[int]] = {}
+    for i, config in enumerate(configs):
+        groups.setdefault((config.activation, config.params, config.sigma_b2 > 0), []).append(i)
+    todo = list(groups.values())
+    lock = threading.Lock()
+
+    def one(i: int, device: jax.Device) -> None:
+        config, q_star, profile = configs[i], q_stars[i], profiles[i]
         start = time.perf_counter()
-        theory = theory_profile(config, settings["depth"], settings["c0"])
+
+        def c_precision():
+            # The decay-length fit needs the mean c^l to a few 1e-3 where it applies.
+            xi = profile.result()["xi_c"]
+            return settings["c_precision"] if xi < XI_MAX else 0.0
+
         sim = simulate(
             config,
             width=settings["width"],
             depth=settings["depth"],
             networks=settings["networks"],
-            q0=theory["q_star"],
+            q0=q_star.result(),
             c0=settings["c0"],
             seed=settings["seed"],
             method=settings["method"],
             q_precision=settings["q_precision"],
-            # The decay-length fit needs the mean c^l to a few 1e-3 where it applies.
-            c_precision=settings["c_precision"] if theory["xi_c"] < XI_MAX else 0.0,
+            c_precision=c_precision,
             max_networks=settings["max_networks"],
+            gradient_networks=settings["gradient_networks"],
+            device=device,
         )
+        theory = profile.result()
         result = compare(theory, sim)
-        ok = verdicts(theory, result)
-        entries.append((config, theory, result, ok))
+        entries[i] = (config, theory, result, verdicts(theory, result))
         log(f"{config.label:28s} {time.perf_counter() - start:5.1f} s  n = "
             f"{result['networks']:5d}  max q error "
             f"{result['q_error']:.2%}  max c error {result['c_error']:.4f}")  # fmt: skip
-    return entries
+
+    def worker(device: jax.Device) -> None:
+        while True:
+            with lock:
+                if not todo:
+                    return
+                group = todo.pop(0)
+            for i in group:
+                one(i, device)
+
+    devices = jax.local_devices()[: len(groups)]
+    workers = [background.in_background(worker, device) for device in devices]
+    for future in workers:
+        future.result()
+    return entries  # type: ignore[return-value]
 
 
 SETTINGS = (
     "width", "depth", "networks", "c0", "seed", "method", "q_precision", "c_precision",
-    "max_networks",
+    "max_networks", "gradient_networks",
 )  # fmt: skip
 
 
@@ -675,6 +841,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     out = Path(args.out)
     plot_figure = getattr(args, "plot", True)
+    devices.use_cpu_cores()  # its programs run side by side, one per device
     try:
         configs = [parse_config(t) for t in (getattr(args, "configs", None) or DEFAULT_CONFIGS)]
         prepare_output_folder(out)
@@ -683,9 +850,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     settings = {k: getattr(args, k) for k in SETTINGS}
     try:
-        run_study(out, settings, configs, plot_figure=plot_figure)
+        with atomic_files.output_lock(out):
+            run_study(out, settings, configs, plot_figure=plot_figure)
+    except atomic_files.OutputLocked as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
-        print("\ninterrupted; nothing written (the study takes seconds: run it again)",
+        print("\ninterrupted; nothing written: run the same command again",
               file=sys.stderr)  # fmt: skip
         return 130
     except ValueError as error:
@@ -696,4 +867,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    background.exit_process(main())

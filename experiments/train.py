@@ -1,13 +1,16 @@
-"""One compiled training program per model: configurations and seeds batched, steps scanned.
+"""One compiled training program per network: activations switched, configurations and seeds
+batched, steps scanned.
 
 A :class:`Config` is four parts: the :class:`Model` (activation, depth, width,
 norm, ...), the :class:`Init`, the :class:`Optimizer` and the :class:`Schedule`.
-The compiled program depends only on :meth:`Config.program` (the model, the
-optimiser's rule and the schedule); every number that can be an argument is
-one (the initialisation's scales, learning rate, clip threshold, weight decay,
-the seeds), so the configurations of one model share a compilation, and
-:func:`train_configs` runs all of them in one call (vmap over configurations
-and over seeds).
+The compiled :class:`Program` depends only on the network (the model but its
+activation), the optimiser's rule and the schedule: the activation is chosen by
+an argument (``lax.switch`` over the activations of a sweep, a real branch as
+the index is not batched), and every number that can be an argument is one (the
+initialisation's scales, learning rate, clip threshold, weight decay, the
+seeds). So a sweep of several activations and initialisations of one network
+compiles once; :func:`train_configs` runs the configurations of one activation
+in one call (vmap over configurations and over seeds).
 
 What the program records (:mod:`experiments.records` names every output):
 
@@ -24,14 +27,12 @@ A step whose training loss is NaN or infinite marks the seed as diverged: its
 parameters stop changing and its later records are NaN.
 """
 
-import concurrent.futures
 import dataclasses
 import functools
 import hashlib
 import json
 import math
 import os
-import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -45,6 +46,7 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 import jaxact
+from experiments import background
 from experiments import data as data_lib
 from experiments import model as model_lib
 from experiments.numerics import safe_norm
@@ -55,9 +57,11 @@ SATURATION_SLOPE = 1e-2
 # Evaluations per run when ``eval_every`` is left at 0.
 EVALUATIONS = 20
 # XLA's CPU backend at optimisation level 1 compiles the training program 2-3x faster
-# than at its default (2), and runs it as fast (measured in experiments.benchmark
-# --main-job). Given per program, so the tests and every user compile the same code.
-COMPILER_OPTIONS = {"xla_backend_optimization_level": 1}
+# than at its default (2), and runs it as fast; without its new fusion emitters it
+# compiles in another 25-30% less CPU time, again running as fast (medians measured on
+# the main job's program at depth 20, width 64). Given per program, so the tests and
+# every user compile the same code.
+COMPILER_OPTIONS = {"xla_backend_optimization_level": 1, "xla_cpu_use_fusion_emitters": False}
 
 
 # --- configuration --------------------------------------------------------------------
@@ -101,6 +105,25 @@ class Model:
         """The activation as written on the command line, e.g. ``leaky_relu:negative_slope=0.2``."""
         args = ",".join(f"{k}={v}" for k, v in self.activation_params)
         return f"{self.activation}:{args}" if args else self.activation
+
+    @property
+    def network(self) -> "Network":
+        """Everything but the activation: what the compiled program is built for."""
+        return Network(**{f.name: getattr(self, f.name) for f in dataclasses.fields(Network)})
+
+
+@dataclasses.dataclass(frozen=True)
+class Network:
+    """The :class:`Model` without its activation (see there for the fields)."""
+
+    depth: int
+    width: int
+    norm: str
+    residual: bool
+    dtype: str
+    dataset: str
+    input_norm: str
+    q0: float
 
 
 @dataclasses.dataclass(frozen=True)
@@ -174,11 +197,24 @@ class Schedule:
 @dataclasses.dataclass(frozen=True)
 class Program:
     """What one compiled program is built for: the configurations that share it differ only
-    in their :class:`Init` and the numbers of their :class:`Optimizer`."""
+    in their activation (one of ``activations``, chosen per call), their :class:`Init` and the
+    numbers of their :class:`Optimizer`.
 
-    model: Model
+    Attributes:
+        network: the model without its activation.
+        activations: the ``(name, activation_params)`` pairs the program can run.
+        optimizer: the optimiser's rule.
+        schedule: steps, batch size and recording cadence.
+    """
+
+    network: Network
+    activations: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...]
     optimizer: str
     schedule: Schedule
+
+    def index(self, model: Model) -> int:
+        """The position of ``model``'s activation among :attr:`activations`."""
+        return self.activations.index((model.activation, model.activation_params))
 
 
 _PARTS = {
@@ -260,9 +296,16 @@ class Config:
         text = json.dumps([self.to_dict(), [int(s) for s in seeds]], sort_keys=True, default=str)
         return hashlib.sha1(text.encode()).hexdigest()[:12]
 
+    def program_key(self) -> tuple[Network, str, Schedule]:
+        """What the compiled program depends on besides the activations: configurations with
+        equal keys share one program (see :func:`group_by_program`)."""
+        return (self.model.network, self.optimiser.optimizer, self.schedule)
+
     def program(self) -> Program:
-        """The compiled program's key: configurations with equal programs share one."""
-        return Program(self.model, self.optimiser.optimizer, self.schedule)
+        """The program of this configuration alone (one activation)."""
+        network, optimizer, schedule = self.program_key()
+        activation = (self.model.activation, self.model.activation_params)
+        return Program(network, (activation,), optimizer, schedule)
 
     def hyper(self) -> dict[str, jax.Array]:
         """The program's numeric arguments: the init's scales (see
@@ -403,14 +446,29 @@ def _dataset(name: str, input_norm: str = "none", q0: float = 1.0) -> data_lib.D
     return data_lib.load(name, input_norm=input_norm, q0=q0)
 
 
-@functools.lru_cache(maxsize=32)
-def build_model(model: Model) -> model_lib.MLP:
-    """The Flax MLP of a :class:`Model`."""
+def _dataset_of(network: Network) -> data_lib.Dataset:
+    return _dataset(network.dataset, network.input_norm, network.q0)
+
+
+def switched_activation(program: Program, activation: jax.Array | int):
+    """The elementwise function ``program.activations[activation]``.
+
+    It is ``lax.switch`` over them: the index is an argument of the compiled program, not
+    batched, so only the chosen branch runs. A single activation is switched too (to itself):
+    XLA fuses an activation outside a conditional with its neighbours, which changes the last
+    bits, and a configuration's numbers must not depend on what it was trained beside.
+    """
+    branches = [jaxact.get(name, **dict(params)) for name, params in program.activations]
+    return functools.partial(lax.switch, activation, branches * (2 if len(branches) == 1 else 1))
+
+
+def build_model(program: Program, activation: jax.Array | int = 0) -> model_lib.MLP:
+    """The Flax MLP of ``program`` running its ``activation``-th activation."""
+    network = program.network
     return model_lib.build(
-        activation=model.activation, params=model.params, depth=model.depth, width=model.width,
-        num_classes=_dataset(model.dataset, model.input_norm, model.q0).num_classes,
-        norm=model.norm,
-        residual=model.residual, dtype=model.dtype,
+        activation=switched_activation(program, activation), depth=network.depth,
+        width=network.width, num_classes=_dataset_of(network).num_classes, norm=network.norm,
+        residual=network.residual, dtype=network.dtype,
     )  # fmt: skip
 
 
@@ -454,7 +512,7 @@ def _per_layer(tree: Any, first, stacked, last=None) -> jax.Array:
 
 def init_state(program: Program, key: jax.Array, hyper: dict, data: dict) -> TrainState:
     """Unit-variance parameters scaled by the init's multipliers; the optimiser's state."""
-    mlp = build_model(program.model)
+    mlp = build_model(program)
     variables = mlp.init(key, data["x_train"][:1], train=False)
     params = model_lib.scale_parameters(variables["params"], hyper)
     opt_state = make_optimizer(program.optimizer, hyper).init(params)
@@ -485,6 +543,7 @@ def _gradient_norms(grads: Any, preact_grads: Any) -> dict[str, jax.Array]:
 
 def train_step(
     program: Program,
+    activation: jax.Array | int,
     state: TrainState,
     step: jax.Array,
     key: jax.Array,
@@ -499,7 +558,7 @@ def train_step(
     a zero perturbation to every pre-activation, and its gradient is ``dLoss/dh``. Norms are
     computed only where ``record`` is true (NaN elsewhere).
     """
-    mlp = build_model(program.model)
+    mlp = build_model(program, activation)
     x_train, y_train = data["x_train"], data["y_train"]
     idx = jax.random.randint(
         jax.random.fold_in(key, step), (program.schedule.batch_size,), 0, x_train.shape[0]
@@ -508,7 +567,7 @@ def train_step(
 
     def loss_fn(params, perturbations):
         variables = {"params": params, "perturbations": perturbations}
-        if program.model.norm == "batch":
+        if program.network.norm == "batch":
             variables["batch_stats"] = state.batch_stats
             logits, updates = mlp.apply(variables, x, train=True, mutable=["batch_stats"])
             return _cross_entropy(logits, y), updates["batch_stats"]
@@ -543,10 +602,15 @@ def train_step(
 
 
 def evaluate(
-    program: Program, state: TrainState, step: jax.Array, probe: tuple, data: dict
+    program: Program,
+    activation: jax.Array | int,
+    state: TrainState,
+    step: jax.Array,
+    probe: tuple,
+    data: dict,
 ) -> dict[str, jax.Array]:
     """Activation statistics on the probe batch; loss and accuracy on the train and test sets."""
-    mlp = build_model(program.model)
+    mlp = build_model(program, activation)
     variables = {"params": state.params, "batch_stats": state.batch_stats}
     probe_x, probe_y = probe
     # The probe batch in training mode (BatchNorm normalises by the batch, as in training),
@@ -557,8 +621,8 @@ def evaluate(
     z = _per_layer(
         inter["intermediates"], lambda t: t["preact"][0], lambda t: t["preact"][0]
     )  # (depth, batch, width)
-    activation = jaxact.get(program.model.activation, **program.model.params)
-    a, slope = jax.jvp(activation, (z,), (jnp.ones_like(z),))
+    phi = switched_activation(program, activation)
+    a, slope = jax.jvp(phi, (z,), (jnp.ones_like(z),))
     a = a.astype(jnp.float32)
     saturated = (jnp.abs(slope) < SATURATION_SLOPE).astype(jnp.float32)
     n_train = data["x_train"].shape[0]
@@ -588,8 +652,11 @@ def evaluate(
     return records
 
 
-def run(program: Program, seed: jax.Array, data: dict, hyper: dict) -> dict[str, jax.Array]:
-    """One seed's whole run: init, ``steps`` training steps in one ``lax.scan``, evaluations.
+def run(
+    program: Program, activation: jax.Array, seed: jax.Array, data: dict, hyper: dict
+) -> dict[str, jax.Array]:
+    """One seed's whole run of ``program.activations[activation]``: init, ``steps`` training
+    steps in one ``lax.scan``, evaluations.
 
     Returns:
         The gradient records (:func:`train_step`'s, leading axis ``schedule.log_steps()``)
@@ -604,31 +671,32 @@ def run(program: Program, seed: jax.Array, data: dict, hyper: dict) -> dict[str,
     probe_size = min(schedule.batch_size, n_train)
     probe_idx = jax.random.choice(probe_key, n_train, (probe_size,), replace=False)
     probe = (data["x_train"][probe_idx], data["y_train"][probe_idx])
-    eval_shape = jax.eval_shape(lambda: evaluate(program, state, jnp.int32(0), probe, data))
+    eval_shape = jax.eval_shape(
+        lambda: evaluate(program, activation, state, jnp.int32(0), probe, data)
+    )
     blank = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), eval_shape)
-    log_every, eval_every = schedule.log_every, schedule.eval_interval
+    log_every, eval_every, steps = schedule.log_every, schedule.eval_interval, schedule.steps
 
     def body(state, step):
         # Evaluate the state after ``step`` updates, then make update number ``step``.
         evaluation = lax.cond(
-            step % eval_every == 0,
-            lambda: evaluate(program, state, step, probe, data),
+            (step % eval_every == 0) | (step == steps),
+            lambda: evaluate(program, activation, state, step, probe, data),
             lambda: blank,
         )
-        record = True if log_every == 1 else (step % log_every == 0) | (step == schedule.steps - 1)
-        state, gradients = train_step(program, state, step, batch_key, hyper, data, record=record)
+        record = True if log_every == 1 else (step % log_every == 0) | (step == steps - 1)
+        state, gradients = train_step(
+            program, activation, state, step, batch_key, hyper, data, record=record
+        )
         return state, (gradients, evaluation)
 
-    state, (gradients, evaluations) = lax.scan(
-        body, state, jnp.arange(schedule.steps, dtype=jnp.int32)
-    )
-    final = evaluate(program, state, jnp.int32(schedule.steps), probe, data)
+    # One iteration more than there are steps: its evaluation is the final one, its update is
+    # dropped. (Evaluating after the scan instead would compile the evaluation twice.)
+    _, (gradients, evaluations) = lax.scan(body, state, jnp.arange(steps + 1, dtype=jnp.int32))
     log_idx = np.asarray(schedule.log_steps())
     eval_idx = np.asarray(schedule.eval_steps())
-    records = {k: v[log_idx] if log_every > 1 else v for k, v in gradients.items()}
-    for k, v in evaluations.items():
-        # The scan evaluated before steps 0, eval_every, ...; the last evaluation is after it.
-        records[k] = jnp.concatenate([v[eval_idx[:-1]], final[k][None]])
+    records = {k: v[log_idx] for k, v in gradients.items()}
+    records.update({k: v[eval_idx] for k, v in evaluations.items()})
     return records
 
 
@@ -642,19 +710,29 @@ def dataset_arrays(name: str, *, input_norm: str = "none", q0: float = 1.0) -> d
 
 @functools.lru_cache(maxsize=8)
 def _batched_program(program: Program, n_devices: int):
-    """``(seeds, data, hyper) -> records`` vmapped over configurations (hyper's leading axis)
-    and seeds, jitted. With several devices (of one or several processes) each device runs
-    the same program on its share of the seeds (``shard_map``): no computation is split
-    across devices, so the numbers do not depend on how many processes there are."""
-    per_seed = jax.vmap(functools.partial(run, program), in_axes=(0, None, None))
-    batched = jax.vmap(per_seed, in_axes=(None, None, 0))
+    """``(activation, seeds, data, hyper) -> records`` vmapped over configurations (hyper's
+    leading axis) and seeds, jitted; ``activation`` indexes ``program.activations`` and is
+    not batched. With several devices (of one or several processes) each device runs the
+    same program on its share of the seeds (``shard_map``): no computation is split across
+    devices, so the numbers do not depend on how many processes there are."""
+    per_run = jax.vmap(functools.partial(run, program), in_axes=(None, 0, None, 0))
+
+    def batched(activation, seeds, data, hyper):
+        # One vmap over the (configuration, seed) pairs: tracing it is half the work of a
+        # vmap over configurations of a vmap over seeds (both batch every scan).
+        n_configs, n_seeds = len(next(iter(hyper.values()))), len(seeds)
+        pairs = {k: jnp.repeat(v, n_seeds, axis=0) for k, v in hyper.items()}
+        out = per_run(activation, jnp.tile(seeds, n_configs), data, pairs)
+        return jax.tree.map(lambda v: v.reshape(n_configs, n_seeds, *v.shape[1:]), out)
+
     if n_devices == 1:
         return jax.jit(batched, compiler_options=COMPILER_OPTIONS), None
     mesh = Mesh(np.asarray(jax.devices()), ("seed",))
+    replicated = PartitionSpec()
     spmd = jax.shard_map(
         batched,
         mesh=mesh,
-        in_specs=(PartitionSpec("seed"), PartitionSpec(), PartitionSpec()),
+        in_specs=(replicated, PartitionSpec("seed"), replicated, replicated),
         out_specs=PartitionSpec(None, "seed"),
         check_vma=False,  # every value in the body is per device (per seed)
     )
@@ -673,38 +751,61 @@ def _stacked_hyper(configs: Sequence[Config]) -> dict[str, np.ndarray]:
     return {k: np.stack([h[k] for h in hypers]) for k in hypers[0]}
 
 
-def _call(configs: Sequence[Config], seeds) -> tuple[Any, tuple, Program]:
-    """The batched program of ``configs`` (one program) and its arguments."""
-    programs = {c.program() for c in configs}
-    if len(programs) != 1:
-        raise ValueError("train_configs takes configurations of one program; group them first")
-    (program,) = programs
+def program_of(configs: Sequence[Config]) -> Program:
+    """The one program of ``configs`` (equal :meth:`Config.program_key`): their activations
+    in order of first appearance.
+
+    Raises:
+        ValueError: if the configurations need different programs.
+    """
+    keys = {c.program_key() for c in configs}
+    if len(keys) != 1:
+        raise ValueError("these configurations need different programs; group them first")
+    activations = dict.fromkeys((c.model.activation, c.model.activation_params) for c in configs)
+    network, optimizer, schedule = configs[0].program_key()
+    return Program(network, tuple(activations), optimizer, schedule)
+
+
+def _by_activation(program: Program, configs: Sequence[Config]) -> list[list[Config]]:
+    """``configs`` split into one call per activation, in the program's order."""
+    calls: dict[int, list[Config]] = {}
+    for config in configs:
+        calls.setdefault(program.index(config.model), []).append(config)
+    return list(calls.values())
+
+
+def _call(program: Program, configs: Sequence[Config], seeds) -> tuple[Any, tuple]:
+    """The batched program and its arguments for ``configs``, all of one activation."""
+    (index,) = {program.index(c.model) for c in configs}
     seeds = np.asarray(seeds, dtype=np.int32).reshape(-1)
-    model = program.model
-    data = dataset_arrays(model.dataset, input_norm=model.input_norm, q0=model.q0)
+    network = program.network
+    data = dataset_arrays(network.dataset, input_norm=network.input_norm, q0=network.q0)
     hyper = _stacked_hyper(configs)
+    activation = np.int32(index)
     n_devices = jax.device_count()
     jitted, by_seed = _batched_program(program, n_devices)
     if by_seed is None:
-        return jitted, (jnp.asarray(seeds), data, hyper), program
+        return jitted, (activation, jnp.asarray(seeds), data, hyper)
     padded = np.concatenate([seeds, np.repeat(seeds[-1:], (-len(seeds)) % n_devices)])
     global_seeds = jax.make_array_from_callback(padded.shape, by_seed, lambda i: padded[i])
     # Host arrays: every process holds the same data, replicated over the global mesh.
-    return jitted, (global_seeds, jax.device_get(data), hyper), program
+    return jitted, (activation, global_seeds, jax.device_get(data), hyper)
 
 
-def _split(out: dict, n_configs: int, n_seeds: int) -> list[dict[str, jax.Array]]:
+def _split(out: dict, n_configs: int, n_seeds: int) -> list[dict[str, np.ndarray]]:
+    """Per configuration, the records on this host without the padding seeds (sliced in
+    numpy: slicing on the device would compile a program per shape)."""
     if jax.process_count() > 1:
         out = multihost_utils.process_allgather(out, tiled=True)
-    out = jax.tree.map(lambda v: v[:, :n_seeds], out)  # the padding seeds dropped
-    return [jax.tree.map(lambda v, i=i: v[i], out) for i in range(n_configs)]
+    out = to_numpy(out)
+    return [{k: v[i, :n_seeds] for k, v in out.items()} for i in range(n_configs)]
 
 
-def train_configs(configs: Sequence[Config], seeds) -> list[dict[str, jax.Array]]:
-    """Trains several configurations of one program for every seed, in one call.
+def train_configs(configs: Sequence[Config], seeds) -> list[dict[str, np.ndarray]]:
+    """Trains several configurations of one program for every seed: one call per activation.
 
     Args:
-        configs: configurations with equal :meth:`Config.program`.
+        configs: configurations with equal :meth:`Config.program_key`.
         seeds: integer seeds (any sequence or array).
 
     Returns:
@@ -716,8 +817,14 @@ def train_configs(configs: Sequence[Config], seeds) -> list[dict[str, jax.Array]
         ValueError: if the configurations need different programs.
     """
     configs = list(configs)
-    jitted, args, _ = _call(configs, seeds)
-    return _split(jitted(*args), len(configs), len(np.atleast_1d(seeds)))
+    program = program_of(configs)
+    n_seeds = len(np.atleast_1d(seeds))
+    results: dict[int, dict[str, np.ndarray]] = {}
+    for call in _by_activation(program, configs):
+        jitted, args = _call(program, call, seeds)
+        for config, records in zip(call, _split(jitted(*args), len(call), n_seeds), strict=True):
+            results[id(config)] = records
+    return [results[id(c)] for c in configs]
 
 
 # Programs compiled ahead of time by train_groups: (program, devices, configs, seeds) -> them.
@@ -734,63 +841,57 @@ def clear_caches() -> None:
 def train_groups(
     groups: Sequence[Sequence[Config]], seeds
 ) -> Iterator[tuple[list[Config], list[dict[str, np.ndarray]]]]:
-    """Trains each group (configurations of one program, see :func:`group_by_program`) in
-    turn, compiling the next group's program while the current one runs.
+    """Trains each group (configurations of one program, see :func:`group_by_program`), one
+    call per activation, compiling the next program while the current call runs.
 
     Yields:
-        (the group, its records as numpy, per configuration as :func:`train_configs`).
+        (the configurations of one call, their records as numpy, per configuration as
+        :func:`train_configs`).
     """
     n_seeds = len(np.atleast_1d(seeds))
+    calls = []
+    for group in groups:
+        program = program_of(list(group))
+        calls += [(program, call) for call in _by_activation(program, list(group))]
 
-    def compile_(group):
-        jitted, args, program = _call(group, seeds)
-        key = (program, jax.device_count(), len(group), n_seeds)
-        if key not in _COMPILED:
-            _COMPILED[key] = jitted.lower(*args).compile()
-        return _COMPILED[key], args
+    def key(program, call):
+        return (program, jax.device_count(), len(call), n_seeds)
 
-    groups = [list(g) for g in groups]
-    pending = _in_background(compile_, groups[0]) if groups else None
-    for i, group in enumerate(groups):
+    def compile_(program, call):
+        jitted, args = _call(program, call, seeds)
+        if key(program, call) not in _COMPILED:
+            _COMPILED[key(program, call)] = jitted.lower(*args).compile()
+        return _COMPILED[key(program, call)], args
+
+    pending = background.in_background(compile_, *calls[0]) if calls else None
+    for i, (_, call) in enumerate(calls):
         compiled, args = pending.result()
         out = compiled(*args)  # dispatched; runs while the next program compiles
-        if i + 1 < len(groups):
-            pending = _in_background(compile_, groups[i + 1])
-        yield group, [to_numpy(o) for o in _split(out, len(group), n_seeds)]
+        if i + 1 < len(calls):
+            pending = background.in_background(compile_, *calls[i + 1])
+        yield call, _split(out, len(call), n_seeds)
 
 
-def _in_background(fn, *args) -> concurrent.futures.Future:
-    """``fn(*args)`` in a daemon thread (Ctrl-C need not wait for a compilation to end)."""
-    future: concurrent.futures.Future = concurrent.futures.Future()
-
-    def work():
-        try:
-            future.set_result(fn(*args))
-        except BaseException as e:
-            future.set_exception(e)
-
-    threading.Thread(target=work, daemon=True).start()
-    return future
-
-
-def train_seeds(config: Config, seeds) -> dict[str, jax.Array]:
+def train_seeds(config: Config, seeds) -> dict[str, np.ndarray]:
     """Trains one configuration for every seed at once (:func:`train_configs` of one)."""
     return train_configs([config], seeds)[0]
 
 
 def train_one(config: Config, seed: int) -> dict[str, jax.Array]:
     """Trains one seed with the unbatched program (the same numbers, one at a time)."""
-    program = _single_program(config.program())
+    program = config.program()
     hyper = {k: jnp.asarray(v) for k, v in config.hyper().items()}
     data = dataset_arrays(config.dataset, input_norm=config.input_norm, q0=config.q0)
-    return program(jnp.int32(seed), data, hyper)
+    return _single_program(program)(jnp.int32(0), jnp.int32(seed), data, hyper)
 
 
 def group_by_program(configs: Sequence[Config]) -> list[list[Config]]:
-    """The configurations grouped by compiled program, in order of first appearance."""
-    groups: dict[Program, list[Config]] = {}
+    """The configurations grouped by compiled program (:meth:`Config.program_key`: every
+    activation of one network, optimiser rule and schedule shares one), in order of first
+    appearance."""
+    groups: dict[tuple, list[Config]] = {}
     for config in configs:
-        groups.setdefault(config.program(), []).append(config)
+        groups.setdefault(config.program_key(), []).append(config)
     return list(groups.values())
 
 

@@ -43,7 +43,13 @@ from experiments import data as data_lib
 from experiments import model as model_lib
 from experiments import stats
 from experiments.arguments import positive_int
-from experiments.atomic_files import atomic_write_text, prepare_output_folder, save_figure
+from experiments.atomic_files import (
+    OutputLocked,
+    atomic_write_text,
+    output_lock,
+    prepare_output_folder,
+    save_figure,
+)
 
 # The gradient-flow study's "vanishing" preset: depth 32, batch 64 (train's default).
 DEPTH = 32
@@ -440,19 +446,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    start = time.perf_counter()
     try:
-        rows = run(settings)
+        with output_lock(out):
+            start = time.perf_counter()
+            rows = run(settings)
+            seconds = time.perf_counter() - start
+            write_csv(out / "width_sweep.csv", rows)
+            summary = summary_markdown(settings, summarise(rows), seconds)
+            atomic_write_text(out / "summary.md", summary)
+            if args.plots:
+                plot(settings, rows, out / "width_sweep.png")
+    except OutputLocked as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(
             "interrupted; nothing written (the sweep takes seconds: run it again)", file=sys.stderr
         )
         return 130
-    seconds = time.perf_counter() - start
-    write_csv(out / "width_sweep.csv", rows)
-    atomic_write_text(out / "summary.md", summary_markdown(settings, summarise(rows), seconds))
-    if args.plots:
-        plot(settings, rows, out / "width_sweep.png")
     print(f"wrote {out} in {seconds:.1f} s", file=sys.stderr)
     return 0
 

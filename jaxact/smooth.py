@@ -340,8 +340,9 @@ def _silu_slope(z: Array, z_lo: Array | None = None) -> Array:
         z_lo = jnp.where(z == zc, z_lo, 0.0)  # where z is clamped, so is its error
         one_plus_z, exp_z = one_plus_z + z_lo, e * (1 + z_lo)
     d = _numerics.offset_from(zc, _SILU_ROOT, z_lo)
-    # Within the window the terms fall by 30x or more each: 6 reach float32's precision.
-    terms = 12 if z.dtype == jnp.float64 else 6
+    # Within the window the terms fall by 30x or more each: 5 reach float32's precision
+    # (the sixth would add 0.05 eps at the window's edge).
+    terms = 12 if z.dtype == jnp.float64 else 5
     series = d * _numerics.horner(_SILU_BRACKET_TAYLOR[-terms:], d)
     bracket = jnp.where(jnp.abs(d) < _SILU_WINDOW, series, one_plus_z + exp_z)
     return jnp.where(z <= 0, sigmoid_slope * bracket, r + zc * sigmoid_slope)
@@ -583,10 +584,8 @@ def mish(x: ArrayLike) -> Array:
 
 # --- gelu --------------------------------------------------------------------
 
-_SQRT_HALF_DIGITS = "0.7071067811865475244008443621048490392848"
-_SQRT_HALF = float(_SQRT_HALF_DIGITS)
+_SQRT_HALF = 0.7071067811865475244008443621048490392848
 _SQRT_HALF_PI = 1.253314137315500251207882642405522626503  # sqrt(pi / 2)
-_TWO_OVER_SQRT_PI = 1.128379167095512573896158903121545171688
 _INV_SQRT_2PI = 0.3989422804014326779399460599343818684759
 _SQRT_2_OVER_PI = 0.7978845608028653558798921198687637369517
 
@@ -611,8 +610,8 @@ _GELU_TANH_TAYLOR = (
     -9.8986477474336658341e-7, -4.3102482988029014812e-7, 1.4157556987729472945e-7,
 )  # fmt: skip
 # Taylor coefficients of the Mills ratio M(t) = Phi(-t) / phi(t) at t = 1.3, from mpmath at
-# 50 digits (tests/test_accuracy.py recomputes them); 13 terms reach float32 precision
-# on |t - 1.3| <= 0.7, 23 reach float64. XLA's erfc is ~5 ulps off for t near 1.4.
+# 50 digits (tests/test_accuracy.py recomputes them), for float64: the 23 reach its precision
+# on |t - 1.3| <= 0.7.
 _MILLS_CENTRE = 1.3
 _MILLS_TAYLOR = (
     0.5648671289696161399303, -0.2656727323394990180906, 0.1097462884641337082063,
@@ -627,33 +626,56 @@ _MILLS_TAYLOR = (
 
 
 def _mills_ratio(t: Array) -> Array:
-    """Phi(-t) / phi(t) for t >= 0.6: a Taylor series up to t = 2, the erfcx rational beyond."""
-    terms = 23 if t.dtype == jnp.float64 else 13
-    d = jnp.clip(t, 0.6, 2.0) - _MILLS_CENTRE
-    near = _numerics.horner(_MILLS_TAYLOR[terms - 1 :: -1], d)
+    """Phi(-t) / phi(t) for t >= 0 (float64: t >= 0.6).
+
+    float32: the erfcx rational alone (0.1 eps from the truth down to t = 0).
+    float64: a Taylor series up to t = 2, the erfcx rationals beyond.
+    """
+    if t.dtype != jnp.float64:
+        return _SQRT_HALF_PI * _numerics.erfcx(t * _SQRT_HALF)
     far = _SQRT_HALF_PI * _numerics.erfcx(jnp.maximum(t, 2.0) * _SQRT_HALF)
+    d = jnp.clip(t, 0.6, 2.0) - _MILLS_CENTRE
+    near = _numerics.estrin(_MILLS_TAYLOR[::-1], d)
     return jnp.where(t <= 2.0, near, far)
 
 
+# float64 evaluates Phi on |x| < 0.6 by its Taylor series: Phi(x) - 1/2 = x sum_k c_k x^(2k),
+# c_k = (-1)^k / (sqrt(2 pi) 2^k k! (2k + 1)), whose terms fall by 10x or more there.
+_NORMAL_CDF_TAYLOR = tuple(
+    (-1) ** k * _INV_SQRT_2PI / (2**k * math.factorial(k) * (2 * k + 1)) for k in range(12)
+)
+
+
+def _normal_cdf_parts(x: Array) -> tuple[Array, Array, Array, Array]:
+    """phi(x), the Mills ratio M(|x|), Phi(-|x|) = phi M, and Phi(x).
+
+    Phi(-|x|) has full relative accuracy, and Phi(|x|) = 1 - Phi(-|x|) >= 1/2 does not
+    cancel. One Gaussian serves both sides (no erfc, whose argument's rounding the lower
+    tail would magnify). float64 takes M from 0.6 on, and Phi below by its Taylor series.
+    """
+    t = jnp.abs(x)
+    density = _INV_SQRT_2PI * _numerics.exp_neg_half_square(x)
+    wide = x.dtype == jnp.float64
+    mills = _mills_ratio(jnp.maximum(t, 0.6) if wide else t)
+    tail = density * mills
+    cdf = jnp.where(x < 0, tail, 1 - tail)
+    if wide:
+        xc = jnp.clip(x, -0.6, 0.6)
+        central = 0.5 + xc * _numerics.estrin(_NORMAL_CDF_TAYLOR[::-1], xc * xc)
+        cdf = jnp.where(t < 0.6, central, cdf)
+    return density, mills, tail, cdf
+
+
 def _normal_cdf(x: Array) -> Array:
-    """Phi(x) to a few ulps: phi(x) times the Mills ratio below -0.6, erfc above."""
-    gaussian = _numerics.exp_neg_half_square(x)  # e^{-z^2} for z = -x / sqrt(2)
-    lower = _INV_SQRT_2PI * gaussian * _mills_ratio(-jnp.minimum(x, -0.6))
-    # erfc magnifies the rounding of z = -x / sqrt(2) by 2 z^2: take the rounding error dz
-    # of the product and correct to first order, erfc'(z) = -2/sqrt(pi) e^{-z^2}.
-    half_hi, half_lo = _numerics.split_constant(_SQRT_HALF_DIGITS, x.dtype)
-    z, dz = _numerics.two_product(-x, half_hi)
-    dz = dz - jnp.clip(x, -64.0, 64.0) * half_lo  # beyond 64 the Gaussian factor is 0
-    upper = 0.5 * (jax.lax.erfc(z) - dz * _TWO_OVER_SQRT_PI * gaussian)
-    return jnp.where(x < -0.6, lower, upper)
+    """Phi(x) to a few ulps (see :func:`_normal_cdf_parts`)."""
+    return _normal_cdf_parts(x)[3]
 
 
 def _gelu_exact_slope_formula(x: Array) -> Array:
     """Phi(x) + x phi(x), accurate near its zero and in both tails."""
     x = jnp.clip(x, -64.0, 64.0)  # beyond, phi underflows and the slope is 0 or 1
-    density = _INV_SQRT_2PI * _numerics.exp_neg_half_square(x)
-    mills = _mills_ratio(-jnp.minimum(x, -0.6))
-    formula = jnp.where(x < -0.6, density * (mills + x), _normal_cdf(x) + x * density)
+    density, mills, _, cdf = _normal_cdf_parts(x)
+    formula = jnp.where(x < -0.6, density * (mills + x), cdf + x * density)
     return _near_root(x, _GELU_ROOT, _GELU_TAYLOR, formula)
 
 
@@ -663,21 +685,31 @@ _GELU_TANH_K3 = "0.07135481627260024877633875227986354099559"
 
 
 def _gelu_tanh_argument(x: Array) -> tuple[Array, Array]:
-    """z = 2 sqrt(2/pi) (x + 0.044715 x**3) as hi + lo, for |x| <= 27.
+    """z = 2 sqrt(2/pi) (x + 0.044715 x**3) rounded, and its error z_lo, for |x| <= 27.
 
     In the lower tail the gate is about e^z, whose relative error is the absolute
-    error of z (up to 90 in float32, 1500 in float64): z is formed in double-word arithmetic.
+    error of z (up to 90 in float32, 1500 in float64). z is x (k1 + k3 x^2), the
+    exponential waiting on four operations only; the error of each rounding is
+    recovered, in parallel, from exact products of :func:`_numerics.halves`.
     """
-    (k1, k1_lo), (k3, k3_lo) = (
-        _numerics.split_constant(k, x.dtype) for k in (_GELU_TANH_K1, _GELU_TANH_K3)
-    )
-    a, a_lo = _numerics.two_product(k1, x, bounded=True)
-    square, square_lo = _numerics.two_product(x, x, bounded=True)
-    cube, cube_lo = _numerics.two_product(square, x, bounded=True)
-    b, b_lo = _numerics.two_product(k3, cube, bounded=True)
-    z, z_lo = _numerics.two_sum(a, b)
-    z_lo = z_lo + (a_lo + k1_lo * x) + (b_lo + k3 * (cube_lo + square_lo * x) + k3_lo * cube)
-    return z, z_lo
+    k3_hi, k3_lo = _numerics.halves_constant(_GELU_TANH_K3, x.dtype)
+    k1, k1_error = _numerics.split_constant(_GELU_TANH_K1, x.dtype)
+    k3 = _numerics.split_constant(_GELU_TANH_K3, x.dtype)[0]
+    square = x * x
+    # XLA may compute z in several kernels and contract k3 x^2 + k1 into one rounding in
+    # some of them only: e^z and the correction would then disagree by an ulp of z (60 eps
+    # of the gate). The absolute value (a no-op: k3 x^2 >= 0) keeps the product apart.
+    cubic = jnp.abs(k3 * square)
+    w = jnp.add(cubic, k1)
+    z = x * w
+    x_hi, x_lo = _numerics.halves(x)
+    square_error = (x_hi * x_hi - square) + x_lo * (x + x_hi)  # x^2 = x_hi^2 + x_lo (x + x_hi)
+    square_hi, square_lo = _numerics.halves(square)
+    cubic_error = ((k3_hi * square_hi - cubic) + k3_hi * square_lo) + k3_lo * square
+    w_error = _numerics.two_sum(cubic, k1, w)[1] + k1_error  # k1 + cubic - w, k1's rounding
+    w_hi, w_lo = _numerics.halves(w)
+    z_error = ((x_hi * w_hi - z) + x_hi * w_lo) + x_lo * w  # x w - z
+    return z, z_error + x * (w_error + cubic_error + k3 * square_error)
 
 
 def _gelu_tanh_bound(dtype: DTypeLike) -> float:
@@ -687,15 +719,15 @@ def _gelu_tanh_bound(dtype: DTypeLike) -> float:
 
 def _gelu_tanh_parts(x: Array) -> tuple[Array, Array]:
     """The gate sigmoid(z) of tanh-gelu and its derivative."""
+    # Beyond the bound the gate at the clamped x is 1, or 0 to within float32's smallest
+    # normal; below -bound the slope is set to 0, and gelu itself by its caller.
     bound = _gelu_tanh_bound(x.dtype)
-    inside = jnp.abs(x) <= bound
     xc = jnp.clip(x, -bound, bound)
-    z, z_lo = _gelu_tanh_argument(xc)
-    z = jnp.where(inside, z, 100 * x)  # |z| >= 1000 outside: sigmoid(z) is 0 or 1
-    gate, gate_slope = _numerics.sigmoid_and_slope(z, jnp.where(inside, z_lo, 0.0))
+    gate, gate_slope = _numerics.sigmoid_and_slope(*_gelu_tanh_argument(xc))
     dz = _SQRT_2_OVER_PI * (2 + 6 * 0.044715 * xc * xc)
     formula = gate + xc * dz * gate_slope
-    return gate, _near_root(xc, _GELU_TANH_ROOT, _GELU_TANH_TAYLOR, formula)
+    slope = _near_root(xc, _GELU_TANH_ROOT, _GELU_TANH_TAYLOR, formula)
+    return gate, jnp.where(x < -bound, 0.0, slope)
 
 
 # Taylor coefficients (degree 1..22) of gelu'' about its zeros, from mpmath at 60 digits
@@ -763,7 +795,7 @@ _gelu_tanh_slope.defjvps(lambda t, y, x: _gelu_tanh_curvature(x) * t)
 
 @jax.custom_jvp
 def _gelu_tanh(x: Array) -> Array:
-    return _zero_at_infinity(x, _gelu_tanh_parts(x)[0])
+    return jnp.where(x < -_gelu_tanh_bound(x.dtype), 0.0, x * _gelu_tanh_parts(x)[0])
 
 
 _gelu_tanh.defjvps(lambda t, y, x: _gelu_tanh_slope(x) * t)
@@ -778,10 +810,12 @@ def gelu(x: ArrayLike, approximate: bool = True) -> Array:
         x\,\sigma\!\left(2\sqrt{2/\pi}\,(x + 0.044715 x^3)\right)
 
     :math:`\tfrac12(1 + \tanh u) = \sigma(2u)` is used for the approximate form
-    (no cancellation for negative ``x``). The exact form evaluates the lower
-    tail of :math:`\Phi` as :math:`\phi(x)` times a Mills-ratio rational
-    function, with :math:`e^{-x^2/2}` free of the rounding of :math:`x^2`. Both
-    derivatives switch to a Taylor series around their zero near ``-0.752``.
+    (no cancellation for negative ``x``), its argument carrying its rounding error
+    (in the lower tail the gate is :math:`e^z`). The exact form evaluates
+    :math:`\Phi(-|x|)` as :math:`\phi(x)` times a Mills-ratio rational function,
+    with :math:`e^{-x^2/2}` free of the rounding of :math:`x^2`, and
+    :math:`\Phi(|x|)` as one minus it. Both derivatives switch to a Taylor series
+    around their zero near ``-0.752``.
 
     Args:
         x: input array.
@@ -792,8 +826,10 @@ def gelu(x: ArrayLike, approximate: bool = True) -> Array:
 
     Examples:
         >>> import jax, jaxact
-        >>> jaxact.gelu(jax.numpy.array([-1.0, 0.0, 1.0]), approximate=False)
-        Array([-0.15865526,  0.        ,  0.8413447 ], dtype=float32)
+        >>> [round(float(v), 6) for v in jaxact.gelu(jax.numpy.array([-1.0, 0.0, 1.0]))]
+        [-0.158808, 0.0, 0.841192]
+        >>> [round(float(v), 6) for v in jaxact.gelu(jax.numpy.array([-1.0, 1.0]), False)]
+        [-0.158655, 0.841345]
     """
     return _gelu_tanh(x) if approximate else _gelu_exact(x)
 

@@ -230,10 +230,10 @@ def test_input_norm_reaches_the_training_data_the_key_and_the_mean_field(monkeyp
     plain = config.replace(input_norm="none")
     assert config.key([0]) != plain.key([0]) != plain.replace(q0=3.0).key([0])
     # The arrays the compiled program is called with: every example at mean square q0.
-    _, (_, data, _), _ = train._call([config], [0, 1, 2])
+    _, (_, _, data, _) = train._call(config.program(), [config], [0, 1, 2])
     for x in (data["x_train"], data["x_test"]):
         np.testing.assert_allclose(np.mean(np.square(np.asarray(x)), axis=1), 2.0, rtol=1e-5)
-    raw = np.asarray(train._call([plain], [0, 1, 2])[1][1]["x_train"])
+    raw = np.asarray(train._call(plain.program(), [plain], [0, 1, 2])[1][2]["x_train"])
     assert np.ptp(np.mean(raw**2, axis=1)) > 1.0  # digits' lengths differ from example to example
     seen = []
 
@@ -285,6 +285,8 @@ def test_two_processes_write_the_same_tables_as_one_process(tmp_path, sweep_dir)
                 "2",
                 "--process-id",
                 str(i),
+                "--cpu-devices",
+                "1",
             ],
             cwd=ROOT,
             env=env,
@@ -295,8 +297,8 @@ def test_two_processes_write_the_same_tables_as_one_process(tmp_path, sweep_dir)
         for i in range(2)
     ]
     one = subprocess.run(
-        [*command, "--out", str(tmp_path / "one")], cwd=ROOT, capture_output=True, text=True,
-        env={**env, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}, timeout=600,
+        [*command, "--out", str(tmp_path / "one"), "--cpu-devices", "2"], cwd=ROOT,
+        capture_output=True, text=True, env=env, timeout=600,
     )  # fmt: skip
     assert one.returncode == 0, one.stderr[-3000:]
     for worker in workers:
@@ -326,14 +328,6 @@ def test_out_that_is_a_file_fails_at_once(tmp_path, capsys, monkeypatch):
     assert e.value.code == 2 and "is a file" in capsys.readouterr().err
 
 
-def test_a_second_run_into_the_same_out_refuses(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(train, "train_groups", lambda *a: pytest.fail("trained"))
-    (tmp_path / ".lock").write_text(str(os.getpid()))  # a live process holds it
-    assert gradient_flow.main(["--out", str(tmp_path)], progress=False) == 1
-    assert "another run" in capsys.readouterr().err
-    assert (tmp_path / ".lock").exists()  # not ours to remove
-
-
 def test_seed_offset_and_activation_list(capsys):
     args = gradient_flow.build_parser().parse_args(["--seeds", "2", "--seed-offset", "5"])
     assert gradient_flow.resolve(args).seeds == [5, 6]
@@ -341,3 +335,44 @@ def test_seed_offset_and_activation_list(capsys):
     names = capsys.readouterr().out.split()
     assert "tanh" in names and "softmax" not in names
     assert "(default: 3)" in gradient_flow.build_parser().format_help()  # --seeds
+
+
+def test_the_same_configuration_under_two_labels_is_trained_once(tmp_path, monkeypatch):
+    # relu's critical gain at sigma_b = 0 is sqrt 2 (its quadrature is tested in
+    # test_theory.py; here the value, to spare the compilations): relu/critical is relu/he.
+    from jaxact import theory
+
+    def relu_gain(activation, *, sigma_b=0.0, **params):
+        assert (activation, sigma_b) == ("relu", 0.0)
+        return math.sqrt(2.0)
+
+    monkeypatch.setattr(theory, "critical_gain", relu_gain)
+    monkeypatch.setattr(gradient_flow, "meanfield_rows", lambda config: [])
+    argv = ["--activations", "relu", "--init", "xavier,he,critical", "--norm", "none,batch",
+            "--depth", "6", "--width", "256", "--steps", "8", "--seeds", "2"]  # fmt: skip
+    sweep = gradient_flow.resolve(gradient_flow.build_parser().parse_args(argv))
+    trained, saved = [], {}
+
+    def fake_train_groups(groups, seeds):
+        for group in groups:
+            trained.extend(c.label for c in group)
+            yield list(group), [{"records of": c.label} for c in group]
+
+    def fake_save_run(directory, key, config, write, meanfield_rows, seconds):
+        saved[directory.name] = write.__defaults__[1]  # the records given to write_tables
+
+    monkeypatch.setattr(train, "train_groups", fake_train_groups)
+    monkeypatch.setattr(gradient_flow.recording, "save_run", fake_save_run)
+    directories = gradient_flow.run_sweep(sweep, tmp_path, progress=False)
+    assert sorted(trained) == sorted(["relu/xavier", "relu/xavier/batchnorm", "relu/he",
+                                      "relu/he/batchnorm"])  # fmt: skip
+    assert len(directories) == len(saved) == 6  # every label has its results
+    name = {c.label: d.name for c, d in zip(sweep.configs, directories, strict=True)}
+    for norm in ("", "/batchnorm"):
+        assert saved[name["relu/critical" + norm]] == {"records of": "relu/he" + norm}
+        assert saved[name["relu/he" + norm]] == {"records of": "relu/he" + norm}
+    assert saved[name["relu/xavier"]] == {"records of": "relu/xavier"}
+    summary = gradient_flow.summary_markdown(sweep, [])
+    assert "- relu/critical is relu/he (equal scales): trained once" in summary
+    assert "- relu/critical/batchnorm is relu/he/batchnorm (equal scales)" in summary
+    assert "relu/xavier (equal" not in summary and "is relu/xavier" not in summary

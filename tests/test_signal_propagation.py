@@ -112,3 +112,41 @@ def test_sampled_networks_have_the_law_of_dense_ones():
 def test_bad_configuration_is_a_clear_error(text, message):
     with pytest.raises(ValueError, match=message):
         signal_propagation.parse_config(text)
+
+
+def test_iterates_solver_matches_plain_iteration():
+    def step(x):
+        return np.cos(x), -np.sin(x)
+
+    plain = [0.3]
+    for _ in range(40):
+        plain.append(math.cos(plain[-1]))
+    fast = signal_propagation._iterates(step, 0.3, 40, np.full(41, 0.7), tol=1e-13)
+    np.testing.assert_allclose(fast, plain, atol=1e-12)
+
+
+def test_theory_profile_is_the_maps_iterated_layer_by_layer(study):
+    from jaxact import theory as maps
+
+    for label in (ORDERED, CHAOTIC):
+        config, theory, _, _ = study[1][label]
+        kw = {"sigma_w": math.sqrt(config.sigma_w2), "sigma_b": math.sqrt(config.sigma_b2)}
+        q, c = [theory["q_star"]], [0.2]
+        for _ in range(3):
+            q.append(float(maps.length_map("tanh", q[-1], **kw)))
+            c.append(float(maps.correlation_map("tanh", c[-1], q0=theory["q_star"], **kw)))
+        np.testing.assert_allclose(theory["q"][:4], q, rtol=2e-6)
+        np.testing.assert_allclose(theory["c"][:4], c, atol=2e-6)
+        assert theory["c"][1] != theory["c"][0]  # the map moves c: the check has teeth
+
+
+def test_gradient_is_taken_in_the_first_networks_only():
+    config = signal_propagation.parse_config("tanh@2.5,0.05")
+    kwargs = {"width": 32, "depth": 8, "q0": 1.0, "c0": 0.3, "seed": 1}
+    sim = signal_propagation.simulate(config, networks=512, gradient_networks=256, **kwargs)
+    assert sim["q"].shape == (512, 9) and sim["grad2"].shape == (256, 9)
+    assert np.isfinite(sim["grad2"]).all()
+    # The same networks as a run that takes every gradient.
+    full = signal_propagation.simulate(config, networks=256, **kwargs)
+    np.testing.assert_allclose(sim["grad2"], full["grad2"], rtol=1e-6)
+    np.testing.assert_allclose(sim["q"][:256], full["q"], rtol=1e-6)

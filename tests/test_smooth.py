@@ -144,3 +144,52 @@ def test_softplus_threshold_kink_takes_the_softplus_side():
     at, above = jax.grad(f)(threshold / beta), jax.grad(f)(threshold / beta + 1e-3)
     assert at == pytest.approx(float(jax.nn.sigmoid(threshold)), rel=1e-6)
     assert at < above == 1.0
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_halves_split_exactly_and_multiply_exactly(dtype):
+    from fractions import Fraction
+
+    from jaxact import _numerics
+
+    rng = np.random.default_rng(0)
+    values = rng.standard_normal(64) * 10.0 ** rng.integers(-15, 15, 64)  # squares finite
+    with jax.enable_x64(dtype == np.float64):
+        x = jnp.asarray(values, dtype)
+        hi, lo = jax.jit(_numerics.halves)(x)
+        assert hi.dtype == lo.dtype == dtype
+        square, cross = jax.jit(lambda a, b: (a * a, a * b))(hi, lo)
+        k_hi, k_lo = _numerics.halves_constant("1.595769121605730711759784239737527473903", dtype)
+    fr = lambda v: Fraction(float(v))
+    x, hi, lo, square, cross = (np.asarray(v) for v in (x, hi, lo, square, cross))
+    for xi, h, low, s, c in zip(x, hi, lo, square, cross, strict=True):
+        assert fr(h) + fr(low) == fr(xi)
+        assert fr(s) == fr(h) ** 2 and fr(c) == fr(h) * fr(low)  # no rounding
+        assert abs(low) <= abs(xi) * 2.0 ** -(11 if dtype == np.float32 else 25)
+    assert fr(k_hi) * fr(hi[0]) == fr(k_hi * hi[0])
+    exact = Fraction("1.595769121605730711759784239737527473903")
+    assert abs(fr(k_hi) + fr(k_lo) - exact) <= exact * Fraction(2) ** -(
+        34 if dtype == np.float32 else 76
+    )
+
+
+def test_gelu_tanh_argument_error_is_recovered_whatever_xla_fuses():
+    """z + z_lo within 0.1 of an ulp of z = 2 sqrt(2/pi) (x + 0.044715 x^3) (in float64 with
+    float32 inputs: exact to 2^-40); and, compiled beside its gradient, where XLA splits the
+    work into several kernels that contract products differently, the value and gradient keep
+    their accuracy in the lower tail (the gate there is e^z: an ulp of z is 60 eps)."""
+    from fractions import Fraction
+
+    from experiments import accuracy
+    from jaxact import smooth
+
+    x = np.linspace(-10.0, -1.0, 1201, dtype=np.float32)
+    z, z_lo = jax.jit(smooth._gelu_tanh_argument)(jnp.asarray(x))
+    k1, k3 = (float(Fraction(k)) for k in (smooth._GELU_TANH_K1, smooth._GELU_TANH_K3))
+    xd = x.astype(np.float64)
+    error = np.asarray(z, np.float64) + np.asarray(z_lo, np.float64) - (k1 * xd + k3 * xd**3)
+    assert np.abs(error).max() < 0.1 * 2.0**-23 * np.abs(np.asarray(z)).max()
+    y, dy = jax.jit(jax.vmap(jax.value_and_grad(jaxact.gelu)))(jnp.asarray(x))
+    hi, lo, slope_hi, slope_lo, *_ = accuracy.reference("gelu", x, {"approximate": True})
+    assert accuracy._error(np.asarray(y), hi, lo, np.float32).max() <= 4
+    assert accuracy._error(np.asarray(dy), slope_hi, slope_lo, np.float32).max() <= 8

@@ -1,0 +1,43 @@
+"""One XLA CPU device per core, so that a study's programs use every core.
+
+XLA's CPU backend runs a program's operations one after another on one thread (its
+intra-op pool helps only large operations), so the training programs of the lab (small
+matmuls, many steps) use one core. With one CPU device per core, the seeds are spread
+over the devices (``shard_map`` in :mod:`experiments.train`) and run side by side:
+measured on this project's 2-core machine, the main job at depth 32, width 128 runs in
+14 s with two devices against 28-32 s with one.
+"""
+
+import contextlib
+import os
+
+import jax
+
+MAX_DEVICES = 8
+
+
+def available_cores() -> int:
+    """The cores this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def use_cpu_cores(count: int | None = None) -> int:
+    """Asks JAX for ``count`` CPU devices (default: one per available core, at most
+    :data:`MAX_DEVICES`).
+
+    Only takes effect before JAX's backends start (before any computation); afterwards (a
+    test, an interactive session) the devices stay as they are.
+
+    Args:
+        count: devices wanted; None for one per core.
+
+    Returns:
+        The number asked for (what ``jax.device_count()`` will be on a CPU-only machine
+        unless the backends were up already).
+    """
+    wanted = max(1, min(count or available_cores(), MAX_DEVICES))
+    with contextlib.suppress(RuntimeError):  # the backends are up: nothing to change
+        jax.config.update("jax_num_cpu_devices", wanted)
+    return wanted
