@@ -35,6 +35,7 @@ import numpy as np
 import optax
 
 import jaxact
+from experiments.arguments import positive_int
 from experiments.atomic_files import atomic_write_text, save_figure
 from experiments.stats import geometric_mean
 
@@ -805,6 +806,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "without the divergence guard (not part of the default run: 12 compilations)",
     )
     parser.add_argument(
+        "--cpu-devices",
+        type=positive_int,
+        metavar="N",
+        help="--main-job: CPU devices the seeds spread over (default: one per core, at most 8)",
+    )
+    parser.add_argument(
         "--shapes",
         help="--main-job and --program-structure: comma-separated DEPTHxWIDTH "
         "(default 32x128,20x64 and 20x64,20x128,32x64,32x128)",
@@ -856,7 +863,7 @@ def _main_job(args: argparse.Namespace, out: Path) -> int:
     """The main job against PyTorch eager: prints the table and writes ``main_job.md``."""
     from experiments import devices, main_job_benchmark
 
-    devices.use_cpu_cores()  # as the gradient-flow CLI: the seeds spread over the cores
+    devices.use_cpu_cores(args.cpu_devices)  # as the gradient-flow CLI does
     if not main_job_benchmark.torch_available():
         print(
             "note: PyTorch is not installed (pip install -e '.[benchmark]'); its column is empty",

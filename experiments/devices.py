@@ -10,8 +10,10 @@ measured on this project's 2-core machine, the main job at depth 32, width 128 r
 
 import contextlib
 import os
+from collections.abc import Sequence
 
 import jax
+import numpy as np
 
 MAX_DEVICES = 8
 
@@ -41,3 +43,10 @@ def use_cpu_cores(count: int | None = None) -> int:
     with contextlib.suppress(RuntimeError):  # the backends are up: nothing to change
         jax.config.update("jax_num_cpu_devices", wanted)
     return wanted
+
+
+def padded(values: Sequence | np.ndarray, n_devices: int) -> np.ndarray:
+    """``values`` with its last entry repeated up to a multiple of ``n_devices`` (the axis
+    that ``shard_map`` splits over the devices; the caller drops the padding)."""
+    values = np.asarray(values)
+    return np.concatenate([values, np.repeat(values[-1:], -len(values) % n_devices)])

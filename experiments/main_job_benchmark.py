@@ -244,7 +244,8 @@ def report(rows: Sequence[Row], work: Work, threads: int) -> str:
             [seconds(r.torch_s) for r in rows],
         ),
         line(
-            f"jaxact main job (`experiments.train`, {jax.device_count()} CPU devices), "
+            f"jaxact main job (`experiments.train`, {jax.device_count()} CPU "
+            f"device{'s' if jax.device_count() > 1 else ''}), "
             "compilation included",
             [
                 f"{seconds(r.jaxact_cold_s)} ({r.speedup:.2f}x)"

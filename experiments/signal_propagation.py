@@ -738,7 +738,7 @@ def _theory_in_background(
             except BaseException as error:
                 profile.set_exception(error)
 
-    threading.Thread(target=work, daemon=True).start()
+    background.in_background(work)
     return q_stars, profiles
 
 

@@ -46,7 +46,7 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 import jaxact
-from experiments import background
+from experiments import background, devices
 from experiments import data as data_lib
 from experiments import model as model_lib
 from experiments.numerics import safe_norm
@@ -303,9 +303,7 @@ class Config:
 
     def program(self) -> Program:
         """The program of this configuration alone (one activation)."""
-        network, optimizer, schedule = self.program_key()
-        activation = (self.model.activation, self.model.activation_params)
-        return Program(network, (activation,), optimizer, schedule)
+        return program_of([self])
 
     def hyper(self) -> dict[str, jax.Array]:
         """The program's numeric arguments: the init's scales (see
@@ -786,7 +784,7 @@ def _call(program: Program, configs: Sequence[Config], seeds) -> tuple[Any, tupl
     jitted, by_seed = _batched_program(program, n_devices)
     if by_seed is None:
         return jitted, (activation, jnp.asarray(seeds), data, hyper)
-    padded = np.concatenate([seeds, np.repeat(seeds[-1:], (-len(seeds)) % n_devices)])
+    padded = devices.padded(seeds, n_devices)
     global_seeds = jax.make_array_from_callback(padded.shape, by_seed, lambda i: padded[i])
     # Host arrays: every process holds the same data, replicated over the global mesh.
     return jitted, (activation, global_seeds, jax.device_get(data), hyper)

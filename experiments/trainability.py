@@ -359,9 +359,9 @@ def train_depth(
         "x_test": jnp.asarray(dataset.x_test),
         "y_test": jnp.asarray(dataset.y_test),
     }
-    # Padded (with the last value) to a multiple of the devices; the padding is dropped.
+    # Padded to a multiple of the devices; the padding is dropped.
     n_cells = len(settings.sigma_w2)
-    padded = list(settings.sigma_w2) + [settings.sigma_w2[-1]] * (-n_cells % jax.device_count())
+    padded = devices.padded(settings.sigma_w2, jax.device_count())
     sigma_w = jnp.sqrt(jnp.asarray(padded, jnp.float32))
     sigma_b = jnp.sqrt(jnp.float32(settings.sigma_b2))
     seeds = jnp.arange(settings.seeds, dtype=jnp.uint32)

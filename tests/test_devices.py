@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import jax
+import numpy as np
 
 from experiments import devices
 
@@ -37,3 +38,9 @@ def test_default_is_one_per_available_core_capped():
     cores = devices.available_cores()
     assert cores >= 1
     assert devices.use_cpu_cores() == min(cores, devices.MAX_DEVICES)
+
+
+def test_padded_repeats_the_last_value_to_a_multiple_of_the_devices():
+    np.testing.assert_array_equal(devices.padded([3, 1, 4], 2), [3, 1, 4, 4])
+    np.testing.assert_array_equal(devices.padded([3, 1, 4, 1], 2), [3, 1, 4, 1])
+    np.testing.assert_array_equal(devices.padded([0.5], 3), [0.5, 0.5, 0.5])

@@ -193,3 +193,30 @@ def test_gelu_tanh_argument_error_is_recovered_whatever_xla_fuses():
     hi, lo, slope_hi, slope_lo, *_ = accuracy.reference("gelu", x, {"approximate": True})
     assert accuracy._error(np.asarray(y), hi, lo, np.float32).max() <= 4
     assert accuracy._error(np.asarray(dy), slope_hi, slope_lo, np.float32).max() <= 8
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gelu_tanh_at_its_clamp_bound(dtype):
+    """Value, first and second derivative at exactly +-bound (where the argument is clamped
+    and the slope set to 0 below -bound) and 3 floats either side, against mpmath."""
+    from experiments import accuracy
+    from jaxact import smooth
+
+    bound = dtype(smooth._gelu_tanh_bound(dtype))
+    points = []
+    for b in (bound, -bound):
+        p = b
+        for _ in range(3):
+            p = np.nextafter(p, dtype(np.inf))
+        for _ in range(7):
+            points.append(p)
+            p = np.nextafter(p, dtype(-np.inf))
+    x = np.asarray(points, dtype)
+    with jax.enable_x64(dtype == np.float64):
+        f = jaxact.gelu
+        values = [
+            jax.jit(jax.vmap(g))(jnp.asarray(x)) for g in (f, jax.grad(f), jax.grad(jax.grad(f)))
+        ]
+    hi, lo, s_hi, s_lo, c_hi, c_lo = accuracy.reference("gelu", x, {"approximate": True})
+    for got, (true_hi, true_lo) in zip(values, ((hi, lo), (s_hi, s_lo), (c_hi, c_lo)), strict=True):
+        assert accuracy._error(np.asarray(got), true_hi, true_lo, dtype).max() <= 16
