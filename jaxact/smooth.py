@@ -322,9 +322,13 @@ def log_sigmoid(x: ArrayLike) -> Array:
 _SILU_ROOT = "-1.278464542761073795109358739022980155439477488619745765453"
 _SILU_EXP_ROOT = 0.2784645427610737951093587390229801554394774886197
 _SILU_WINDOW = 0.1
-# N = sum_k c_k d^k, highest degree first: c_1 = 1 + e^z0, c_k = e^z0 / k! for k >= 2.
-_SILU_BRACKET_TAYLOR = tuple(
-    _SILU_EXP_ROOT / math.factorial(k) if k > 1 else 1 + _SILU_EXP_ROOT for k in range(13, 0, -1)
+# N / d = sum_k c_k d^k, lowest degree first: c_0 = 1 + e^z0, c_k = e^z0 / (k + 1)! for k >= 1
+# (float64 keeps 12 terms, which fall by 30x or more each in the window). float32 takes 4
+# terms of a polynomial interpolating N / d at the window's Chebyshev nodes (within 0.2 eps
+# of it; tests/test_accuracy.py refits it) where the Taylor series needs 5.
+_SILU_BRACKET_SERIES = (
+    (1.2784645137474433, 0.13923226654521964, 0.046433967340438496, 0.011606557449169603),
+    tuple(_SILU_EXP_ROOT / math.factorial(k + 1) if k else 1 + _SILU_EXP_ROOT for k in range(12)),
 )
 
 
@@ -340,10 +344,8 @@ def _silu_slope(z: Array, z_lo: Array | None = None) -> Array:
         z_lo = jnp.where(z == zc, z_lo, 0.0)  # where z is clamped, so is its error
         one_plus_z, exp_z = one_plus_z + z_lo, e * (1 + z_lo)
     d = _numerics.offset_from(zc, _SILU_ROOT, z_lo)
-    # Within the window the terms fall by 30x or more each: 5 reach float32's precision
-    # (the sixth would add 0.05 eps at the window's edge).
-    terms = 12 if z.dtype == jnp.float64 else 5
-    series = d * _numerics.horner(_SILU_BRACKET_TAYLOR[-terms:], d)
+    coefficients = _SILU_BRACKET_SERIES[1 if z.dtype == jnp.float64 else 0]
+    series = d * _numerics.horner(coefficients[::-1], d)
     bracket = jnp.where(jnp.abs(d) < _SILU_WINDOW, series, one_plus_z + exp_z)
     return jnp.where(z <= 0, sigmoid_slope * bracket, r + zc * sigmoid_slope)
 
@@ -434,20 +436,27 @@ def silu(x: ArrayLike, *, beta: ArrayLike = 1.0) -> Array:
 swish = silu
 
 
-_NEAR_ROOT = 0.35  # half-width of the window where the Taylor series replaces the formula
+_NEAR_ROOT = 0.35  # half-width of the window where a series replaces the formula
 
 
 def _near_root(
-    x: Array, root: str, taylor: tuple[float, ...], formula: Array, terms32: int = 11
+    x: Array,
+    root: str,
+    series: tuple[tuple[float, ...], tuple[float, ...]],
+    formula: Array,
+    bounded: bool = False,
 ) -> Array:
-    """formula, except within _NEAR_ROOT of root: there the Taylor series (no cancellation)."""
+    """formula, except within _NEAR_ROOT of root: there d p(d), d = x - root (no cancellation).
+
+    ``series`` holds the coefficients of p, lowest degree first, for float32 and for
+    float64. ``bounded`` promises that p stays finite at every x (|x| is clamped to a few
+    tens), so that d need not be clamped for the branch not taken.
+    """
     d = _numerics.offset_from(x, root)
-    d_safe = jnp.clip(d, -_NEAR_ROOT, _NEAR_ROOT)
-    # Within the window the terms fall by 3x or more each: for gelu's slopes the 12th
-    # would add less than 1e-9 relative (a fiftieth of a float32 epsilon), so 11 are kept.
-    terms = len(taylor) if x.dtype == jnp.float64 else terms32
-    series = d_safe * _numerics.estrin(taylor[terms - 1 :: -1], d_safe)
-    return jnp.where(jnp.abs(d) < _NEAR_ROOT, series, formula)
+    d_safe = d if bounded else jnp.clip(d, -_NEAR_ROOT, _NEAR_ROOT)
+    coefficients = series[1] if x.dtype == jnp.float64 else series[0]
+    near = d_safe * _numerics.estrin(coefficients[::-1], d_safe)
+    return jnp.where(jnp.abs(d) < _NEAR_ROOT, near, formula)
 
 
 # --- mish --------------------------------------------------------------------
@@ -520,6 +529,7 @@ _MISH_CURVATURE_LEFT_TAYLOR = (
     1.394724128786464638e-9, 3.7278297023353566071e-10, 3.5985149601048556359e-11,
     -1.9587615834869196211e-11,
 )  # fmt: skip
+_MISH_CURVATURE_LEFT_SERIES = (_MISH_CURVATURE_LEFT_TAYLOR[:13], _MISH_CURVATURE_LEFT_TAYLOR)
 _MISH_CURVATURE_RIGHT_ROOT = "1.49057117948542845929441890819790982112783350126472582128565"
 _MISH_CURVATURE_RIGHT_TAYLOR = (
     -0.23069451159746053559, 0.28127277803034307478, -0.079707355165425306376,
@@ -531,6 +541,7 @@ _MISH_CURVATURE_RIGHT_TAYLOR = (
     -8.8650334226201149148e-7, 1.2221513820381239291e-7, 1.1103700734940430724e-7,
     -6.1681062458573401185e-8,
 )  # fmt: skip
+_MISH_CURVATURE_RIGHT_SERIES = (_MISH_CURVATURE_RIGHT_TAYLOR[:13], _MISH_CURVATURE_RIGHT_TAYLOR)
 
 
 def _mish_curvature(x: Array) -> Array:
@@ -548,8 +559,8 @@ def _mish_curvature(x: Array) -> Array:
     b = (2 + e * (6 + e * (8 + 4 * e))) - x * (2 + e * (3 - e * (2 + 2 * e)))
     positive = 4 * (e * e) * b / (d * d * d)
     formula = jnp.where(x <= 0, negative, positive)
-    formula = _near_root(x, _MISH_CURVATURE_LEFT_ROOT, _MISH_CURVATURE_LEFT_TAYLOR, formula, 13)
-    return _near_root(x, _MISH_CURVATURE_RIGHT_ROOT, _MISH_CURVATURE_RIGHT_TAYLOR, formula, 13)
+    formula = _near_root(x, _MISH_CURVATURE_LEFT_ROOT, _MISH_CURVATURE_LEFT_SERIES, formula)
+    return _near_root(x, _MISH_CURVATURE_RIGHT_ROOT, _MISH_CURVATURE_RIGHT_SERIES, formula)
 
 
 _mish_slope.defjvps(lambda t, y, x: _mish_curvature(x) * t)
@@ -590,7 +601,7 @@ _INV_SQRT_2PI = 0.3989422804014326779399460599343818684759
 _SQRT_2_OVER_PI = 0.7978845608028653558798921198687637369517
 
 # Taylor coefficients (degree 1..18) of the derivative of each gelu at its zero,
-# from mpmath at 60 digits; tests/test_smooth.py recomputes them.
+# from mpmath at 60 digits; tests/test_accuracy.py recomputes them.
 _GELU_ROOT = "-0.75179152469356445745790494677952403966447115342345384838654"
 _GELU_TANH_ROOT = "-0.752461422071016258487954443288916090605392178037629270641773"
 _GELU_TAYLOR = (
@@ -609,6 +620,20 @@ _GELU_TANH_TAYLOR = (
     -0.000015950896871645104756, 5.9186117108940050477e-6, 2.4335516344299544448e-6,
     -9.8986477474336658341e-7, -4.3102482988029014812e-7, 1.4157556987729472945e-7,
 )  # fmt: skip
+# float32 (and the half types, computed in float32) takes instead of 11 Taylor terms the 8
+# coefficients of the polynomial interpolating gelu'(x) / d at the window's Chebyshev nodes:
+# within 0.05 eps of it on the window (tests/test_accuracy.py refits it and measures), with
+# fewer multiply-adds in every gradient.
+_GELU_FIT32 = (
+    0.43149399358782403, 0.3882849826675309, -0.018200009288720714, -0.11400814889665675,
+    -0.014757902103832538, 0.019418230609023156, 0.004360255523762744, -0.0021943450316286198,
+)  # fmt: skip
+_GELU_TANH_FIT32 = (
+    0.430400092604064, 0.3875184456861144, -0.01578326626088695, -0.11394436555593186,
+    -0.01660243512205157, 0.019677499502135872, 0.0050388701095997615, -0.0023594775349506368,
+)  # fmt: skip
+_GELU_SERIES = (_GELU_FIT32, _GELU_TAYLOR)
+_GELU_TANH_SERIES = (_GELU_TANH_FIT32, _GELU_TANH_TAYLOR)
 # Taylor coefficients of the Mills ratio M(t) = Phi(-t) / phi(t) at t = 1.3, from mpmath at
 # 50 digits (tests/test_accuracy.py recomputes them), for float64: the 23 reach its precision
 # on |t - 1.3| <= 0.7.
@@ -676,7 +701,7 @@ def _gelu_exact_slope_formula(x: Array) -> Array:
     x = jnp.clip(x, -64.0, 64.0)  # beyond, phi underflows and the slope is 0 or 1
     density, mills, _, cdf = _normal_cdf_parts(x)
     formula = jnp.where(x < -0.6, density * (mills + x), cdf + x * density)
-    return _near_root(x, _GELU_ROOT, _GELU_TAYLOR, formula)
+    return _near_root(x, _GELU_ROOT, _GELU_SERIES, formula, bounded=True)
 
 
 # 2 sqrt(2/pi) and 2 sqrt(2/pi) 0.044715 as decimal strings, split into hi + lo per dtype.
@@ -718,7 +743,7 @@ def _gelu_tanh_bound(dtype: DTypeLike) -> float:
 
 
 def _gelu_tanh_parts(x: Array) -> tuple[Array, Array]:
-    """The gate sigmoid(z) of tanh-gelu and its derivative."""
+    """The gate sigmoid(z) of tanh-gelu, and gelu's derivative."""
     # Beyond the bound the gate at the clamped x is 1, or 0 to within float32's smallest
     # normal; below -bound the slope is set to 0, and gelu itself by its caller.
     bound = _gelu_tanh_bound(x.dtype)
@@ -726,7 +751,7 @@ def _gelu_tanh_parts(x: Array) -> tuple[Array, Array]:
     gate, gate_slope = _numerics.sigmoid_and_slope(*_gelu_tanh_argument(xc))
     dz = _SQRT_2_OVER_PI * (2 + 6 * 0.044715 * xc * xc)
     formula = gate + xc * dz * gate_slope
-    slope = _near_root(xc, _GELU_TANH_ROOT, _GELU_TANH_TAYLOR, formula)
+    slope = _near_root(xc, _GELU_TANH_ROOT, _GELU_TANH_SERIES, formula, bounded=True)
     return gate, jnp.where(x < -bound, 0.0, slope)
 
 
@@ -744,6 +769,10 @@ _GELU_TANH_CURVATURE_TAYLOR = (
     2.7799341689365080703e-7, -2.4601994673299103906e-8, -3.6027218726493861122e-8,
     1.123704279456637546e-8,
 )  # fmt: skip
+_GELU_TANH_CURVATURE_SERIES = (
+    _GELU_TANH_CURVATURE_TAYLOR[:13],
+    _GELU_TANH_CURVATURE_TAYLOR,
+)
 
 
 def _gelu_tanh_curvature(x: Array) -> Array:
@@ -757,7 +786,7 @@ def _gelu_tanh_curvature(x: Array) -> Array:
     dz = _SQRT_2_OVER_PI * (2 + 6 * 0.044715 * square)
     bracket = _SQRT_2_OVER_PI * (4 + 24 * 0.044715 * square) - xa * half_tanh * dz * dz
     formula = gate_slope * bracket
-    series = _near_root(xa, _GELU_TANH_CURVATURE_ROOT, _GELU_TANH_CURVATURE_TAYLOR, formula, 13)
+    series = _near_root(xa, _GELU_TANH_CURVATURE_ROOT, _GELU_TANH_CURVATURE_SERIES, formula)
     return jnp.where(jnp.abs(x) <= bound, series, 0.0)
 
 

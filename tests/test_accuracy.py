@@ -203,6 +203,55 @@ def _taylor_at_root(slope, guess, degree=18):
         return root, mpmath.taylor(slope, root, degree)[1:]
 
 
+def _chebyshev_fit(fn, root, half_width, degree):
+    """The polynomial interpolating fn(root + d) / d at the Chebyshev nodes of |d| <= half_width."""
+    with mpmath.workdps(50):
+        root = mpmath.mpf(root)
+        nodes = [
+            half_width * mpmath.mpf(float(np.cos((2 * k + 1) * np.pi / (2 * degree + 2))))
+            for k in range(degree + 1)
+        ]
+        matrix = mpmath.matrix([[d**j for j in range(degree + 1)] for d in nodes])
+        values = mpmath.matrix([fn(root + d) / d for d in nodes])
+        return [float(c) for c in mpmath.lu_solve(matrix, values)]
+
+
+@pytest.mark.parametrize(
+    "fit, fn, root, half_width",
+    [
+        ("_GELU_FIT32", lambda x: accuracy._gelu_slope(x, False), "_GELU_ROOT", "_NEAR_ROOT"),
+        (
+            "_GELU_TANH_FIT32",
+            lambda x: accuracy._gelu_slope(x, True),
+            "_GELU_TANH_ROOT",
+            "_NEAR_ROOT",
+        ),
+        ("_SILU_BRACKET_SERIES", lambda z: 1 + z + mpmath.exp(z), "_SILU_ROOT", "_SILU_WINDOW"),
+    ],
+)
+def test_float32_fits_near_roots(fit, fn, root, half_width):
+    """float32's polynomials near a derivative's zero: refitted, and within 0.25 eps of the
+    quotient they stand for on the whole window (the series' float64 terms: the Taylor ones)."""
+    coefficients = getattr(smooth, fit)
+    if fit == "_SILU_BRACKET_SERIES":
+        coefficients, taylor = coefficients
+        with mpmath.workdps(50):
+            e0 = mpmath.exp(mpmath.mpf(smooth._SILU_ROOT))
+            expected = [1 + e0] + [e0 / mpmath.factorial(k + 1) for k in range(1, len(taylor))]
+        np.testing.assert_allclose(taylor, [float(c) for c in expected], 1e-15)
+    root, half_width = getattr(smooth, root), getattr(smooth, half_width)
+    refitted = _chebyshev_fit(fn, root, half_width, len(coefficients) - 1)
+    np.testing.assert_allclose(coefficients, refitted, rtol=1e-12, atol=1e-15)
+    worst = 0.0
+    with mpmath.workdps(50):
+        for d in np.linspace(-half_width, half_width, 100):  # even count: d = 0 is not on it
+            d = mpmath.mpf(float(d))
+            fitted = sum(c * d**j for j, c in enumerate(coefficients))
+            exact = fn(mpmath.mpf(root) + d) / d
+            worst = max(worst, float(abs(fitted / exact - 1)))
+    assert worst <= 0.25 * EPS32, f"{worst / EPS32:.3f} eps"
+
+
 def test_hard_coded_constants():
     with mpmath.workdps(60):
         w = mpmath.lambertw(1 / mpmath.e).real

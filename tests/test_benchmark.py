@@ -36,7 +36,8 @@ def test_quick_benchmark_writes_csv_markdown_and_plot(tmp_path, monkeypatch):
     assert fields <= set(rows[0])
     benchmarks = {r["benchmark"] for r in rows}
     assert benchmarks == {
-        "forward", "gradient", "vmap_rows", "vmap_hyperparameters", "per_example_gradients",
+        "forward", "gradient", "value_and_gradient", "vmap_rows", "vmap_hyperparameters",
+        "per_example_gradients",
         "ensemble_training", "training_step",
     }  # fmt: skip
     forward = [r for r in rows if r["benchmark"] == "forward"]

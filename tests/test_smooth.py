@@ -220,3 +220,24 @@ def test_gelu_tanh_at_its_clamp_bound(dtype):
     hi, lo, s_hi, s_lo, c_hi, c_lo = accuracy.reference("gelu", x, {"approximate": True})
     for got, (true_hi, true_lo) in zip(values, ((hi, lo), (s_hi, s_lo), (c_hi, c_lo)), strict=True):
         assert accuracy._error(np.asarray(got), true_hi, true_lo, dtype).max() <= 16
+
+
+def _kernels(fn, *args):
+    """How many fused kernels XLA compiles ``fn`` into."""
+    text = jax.jit(fn).lower(*args).compile().as_text()
+    return sum(" fusion(" in line for line in text.splitlines())
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="XLA:CPU's fusion decisions")
+@pytest.mark.parametrize("name", ["sigmoid", "gelu"])
+def test_value_and_gradient_keep_one_array_between_them(name):
+    """The forward pass alone and the backward pass alone each compile to one kernel; both
+    in one program (a training step) to three, which keep one array between them: sigma(-|z|),
+    computed once. Kept as the exponential and the reciprocal apart, it was four kernels and
+    3x (gelu) to 4.6x (sigmoid) jax.nn's time at 1e6 to 4.2e6 elements."""
+    fn = getattr(jaxact, name)
+    x = jnp.linspace(-8.0, 8.0, 4096, dtype=jnp.float32)
+    forward = _kernels(fn, x)
+    backward = _kernels(lambda v, c: jax.vjp(fn, v)[1](c)[0], x, x)
+    both = _kernels(lambda v, c: (lambda y, pull: (y, pull(c)[0]))(*jax.vjp(fn, v)), x, x)
+    assert (forward, backward, both) == (1, 1, 3)
