@@ -306,7 +306,7 @@ def bench_ensemble(repeats, *, seeds=8, quick=False) -> list[Measurement]:
 # The activation as a user would swap it in: jaxact's, jax.nn's, and jax.nn's again as a
 # separately compiled control, whose ratio to jax.nn is the noise floor of the comparison.
 STEP_CONTENDERS = ("jaxact", "jax.nn", "jax.nn control")
-MLP_STEP_ACTIVATIONS = ("tanh", "relu", "gelu", "selu")
+MLP_STEP_ACTIVATIONS = ("tanh", "relu", "gelu", "selu", "sigmoid")
 STEP_TARGET = 1.03  # jaxact's training step at most this many times jax.nn's
 
 
@@ -379,7 +379,7 @@ def bench_training_steps(repeats, *, quick=False) -> list[Measurement]:
     """One jitted training step with jaxact's activation against the same with jax.nn's.
 
     A transformer MLP block with gelu (2,048 tokens of width 512) and the experiments'
-    MLP (depth 20, width 64, batch 128 of digits) with tanh, relu, gelu and selu.
+    MLP (depth 20, width 64, batch 128 of digits) with tanh, relu, gelu, selu and sigmoid.
     ``quick``: tiny shapes and the MLP with tanh only, a smoke test of the harness.
     """
     block = (
