@@ -169,24 +169,19 @@ def bench_activations(names, sizes, dtypes, repeats) -> list[Measurement]:
                     repeats=repeats,
                 )
                 out += _measurements("forward", name, jnp.dtype(dtype).name, size, forward)
-                backward = compare(
-                    {
-                        "jaxact": (_forward_backward(ours), (x, cotangent)),
-                        "jax.nn": (_forward_backward(theirs), (x, cotangent)),
-                        "copy": copy,
-                    },
-                    repeats=repeats,
-                )
-                out += _measurements("gradient", name, jnp.dtype(dtype).name, size, backward)
-                both = compare(
-                    {
-                        "jaxact": (_value_and_gradient(ours), (x, cotangent)),
-                        "jax.nn": (_value_and_gradient(theirs), (x, cotangent)),
-                        "copy": copy,
-                    },
-                    repeats=repeats,
-                )
-                out += _measurements("value_and_gradient", name, jnp.dtype(dtype).name, size, both)
+                for benchmark, program in (
+                    ("gradient", _forward_backward),
+                    ("value_and_gradient", _value_and_gradient),
+                ):
+                    results = compare(
+                        {
+                            "jaxact": (program(ours), (x, cotangent)),
+                            "jax.nn": (program(theirs), (x, cotangent)),
+                            "copy": copy,
+                        },
+                        repeats=repeats,
+                    )
+                    out += _measurements(benchmark, name, jnp.dtype(dtype).name, size, results)
     return out
 
 
