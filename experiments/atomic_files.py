@@ -128,7 +128,7 @@ def _is_stale(text: str) -> bool:
     except ProcessLookupError:
         return True
     except OSError:  # PermissionError: a process of another user has the pid
-        return False
+        pass
     return False
 
 

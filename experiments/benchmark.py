@@ -316,7 +316,7 @@ class MLPBlock(nn.Module):
         return nn.Dense(self.features)(self.activation(nn.Dense(4 * self.features)(x)))
 
 
-def _sgd_step(loss: Callable, tx: optax.GradientTransformation) -> Callable:
+def _train_step(loss: Callable, tx: optax.GradientTransformation) -> Callable:
     """``(params, opt_state, x, y) -> (params, opt_state, loss)``: value_and_grad, update."""
 
     def step(params, opt_state, x, y):
@@ -342,7 +342,7 @@ def block_step(activation: Callable, *, batch: int, seq: int, features: int):
     def loss(params, x, y):
         return jnp.mean((module.apply(params, x) - y) ** 2)
 
-    return _sgd_step(loss, tx), (params, tx.init(params), x, y)
+    return _train_step(loss, tx), (params, tx.init(params), x, y)
 
 
 def mlp_step(activation: Callable, *, depth: int, width: int, batch: int, gain: float = 1.0):
@@ -367,7 +367,7 @@ def mlp_step(activation: Callable, *, depth: int, width: int, batch: int, gain: 
         logits = mlp.apply({"params": params}, x, train=True)
         return jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, y))
 
-    return _sgd_step(loss, tx), (params, tx.init(params), x, y)
+    return _train_step(loss, tx), (params, tx.init(params), x, y)
 
 
 def bench_training_steps(repeats, *, quick=False) -> list[Measurement]:
@@ -418,7 +418,12 @@ def bench_training_steps(repeats, *, quick=False) -> list[Measurement]:
 # --- the experiments' per-step program: scan against unrolled, the divergence guard ---
 
 STRUCTURE_SHAPES = ((20, 64), (20, 128), (32, 64), (32, 128))
-STRUCTURE_CONTENDERS = ("scan + guard", "scan, no guard", "unrolled + guard")
+# contender -> (layers, divergence guard)
+STRUCTURE_CONTENDERS = {
+    "scan + guard": ("scan", True),
+    "scan, no guard": ("scan", False),
+    "unrolled + guard": ("unrolled", True),
+}
 
 
 class UnrolledMLP(nn.Module):
@@ -459,16 +464,6 @@ def _layer_norms(tree: Any, names: tuple[str, ...]) -> jax.Array:
     return jnp.concatenate(parts)
 
 
-def experiments_optimizer(hyper: dict[str, jax.Array]) -> optax.GradientTransformation:
-    """The experiments' SGD (as ``experiments.train`` builds it): global-norm clipping,
-    weight decay, then plain SGD, the numbers traced."""
-    return optax.chain(
-        optax.clip_by_global_norm(hyper["clip"]),
-        optax.add_decayed_weights(hyper["weight_decay"]),
-        optax.sgd(hyper["lr"]),
-    )
-
-
 def structure_program(mlp: nn.Module, *, guard: bool, steps: int):
     """The experiments' training step (as in ``experiments.train.train_step``: dLoss/dh from
     zero perturbations, clip + weight decay + SGD, per-layer weight and pre-activation
@@ -478,11 +473,12 @@ def structure_program(mlp: nn.Module, *, guard: bool, steps: int):
     train state every step, as the experiments do; without it the update is taken as is.
     """
 
+    from experiments import train
+
     def program(params, opt_state, hyper, x_train, y_train, batches):
-        tx = experiments_optimizer(hyper)
+        tx = train.make_optimizer("sgd", hyper)
         x_batch = x_train[: batches.shape[1]]
-        shapes = jax.eval_shape(lambda: mlp.init(jax.random.key(0), x_batch, train=True))
-        perturbations = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes["perturbations"])
+        perturbations = train._zero_perturbations(mlp, x_batch)
 
         def body(state, inputs):
             params, opt_state, diverged_step = state
@@ -530,6 +526,7 @@ def bench_program_structure(repeats, *, shapes=STRUCTURE_SHAPES, steps=10, batch
     """
     from experiments import data as data_lib
     from experiments import model as model_lib
+    from experiments import train
 
     dataset = data_lib.load("digits")
     x_train, y_train = jnp.asarray(dataset.x_train), jnp.asarray(dataset.y_train)
@@ -546,11 +543,11 @@ def bench_program_structure(repeats, *, shapes=STRUCTURE_SHAPES, steps=10, batch
         }
         models = {"scan": model_lib.MLP(**kwargs), "unrolled": UnrolledMLP(**kwargs)}
         contenders = {}
-        for name in STRUCTURE_CONTENDERS:
-            mlp = models[name.split()[0].strip(",")]
+        for name, (layers, guard) in STRUCTURE_CONTENDERS.items():
+            mlp = models[layers]
             params = mlp.init(jax.random.key(0), x_train[:1], train=True)["params"]
-            opt_state = experiments_optimizer(hyper).init(params)
-            program = structure_program(mlp, guard=name.endswith("+ guard"), steps=steps)
+            opt_state = train.make_optimizer("sgd", hyper).init(params)
+            program = structure_program(mlp, guard=guard, steps=steps)
             contenders[name] = (program, (params, opt_state, hyper, x_train, y_train, batches))
         results = compare(contenders, repeats=repeats, min_sample_s=0.0)
         results = {k: ([t / steps for t in times], c) for k, (times, c) in results.items()}
@@ -590,7 +587,7 @@ def _ratio(rows, benchmark, case, numerator, denominator) -> float:
 
 
 def targets(rows: Sequence[Measurement], size: int) -> list[tuple[str, str, bool]]:
-    """The issue's targets as (target, measured, met); activations at ``size`` in float32."""
+    """The benchmark's targets as (target, measured, met); activations at ``size`` in float32."""
     forward = {k: v[0] for k, v in activation_ratios(rows, "forward", "float32", size).items()}
     gradient = {k: v[0] for k, v in activation_ratios(rows, "gradient", "float32", size).items()}
     checks = []

@@ -3,9 +3,8 @@
 XLA's CPU backend runs a program's operations one after another on one thread (its
 intra-op pool helps only large operations), so the training programs of the lab (small
 matmuls, many steps) use one core. With one CPU device per core, the seeds are spread
-over the devices (``shard_map`` in :mod:`experiments.train`) and run side by side:
-measured on this project's 2-core machine, the main job at depth 32, width 128 runs in
-14 s with two devices against 28-32 s with one.
+over the devices (``shard_map`` in :mod:`experiments.train`) and run side by side
+(measured in docs/benchmarks.md).
 """
 
 import contextlib
@@ -16,6 +15,10 @@ import jax
 import numpy as np
 
 MAX_DEVICES = 8
+# The studies' XLA options: at optimisation level 1 the CPU backend compiles their programs
+# 2-3x faster than at its default and runs them as fast (docs/benchmarks.md). Given per
+# program, so that the tests and every user compile the same code.
+COMPILER_OPTIONS = {"xla_backend_optimization_level": 1}
 
 
 def available_cores() -> int:
@@ -25,9 +28,16 @@ def available_cores() -> int:
     return os.cpu_count() or 1
 
 
-def use_cpu_cores(count: int | None = None) -> int:
+def _count_set_by_environment() -> bool:
+    """Whether the user chose the CPU device count (``JAX_NUM_CPU_DEVICES``, or XLA's
+    ``--xla_force_host_platform_device_count``)."""
+    flags = os.environ.get("XLA_FLAGS", "")
+    return "JAX_NUM_CPU_DEVICES" in os.environ or "xla_force_host_platform_device_count" in flags
+
+
+def use_cpu_cores(count: int | None = None) -> int | None:
     """Asks JAX for ``count`` CPU devices (default: one per available core, at most
-    :data:`MAX_DEVICES`).
+    :data:`MAX_DEVICES`, unless the environment sets the count: then that stands).
 
     Only takes effect before JAX's backends start (before any computation); afterwards (a
     test, an interactive session) the devices stay as they are.
@@ -37,8 +47,10 @@ def use_cpu_cores(count: int | None = None) -> int:
 
     Returns:
         The number asked for (what ``jax.device_count()`` will be on a CPU-only machine
-        unless the backends were up already).
+        unless the backends were up already), or None where the environment decides.
     """
+    if count is None and _count_set_by_environment():
+        return None
     wanted = max(1, min(count or available_cores(), MAX_DEVICES))
     with contextlib.suppress(RuntimeError):  # the backends are up: nothing to change
         jax.config.update("jax_num_cpu_devices", wanted)

@@ -423,10 +423,10 @@ def same_configurations(configs: Sequence[train.Config]) -> list[list[train.Conf
 def run_sweep(sweep: Sweep, out: Path, *, progress: bool = True) -> list[Path]:
     """Trains every configuration not already finished in ``out``; returns the run directories.
 
-    The unfinished configurations that share a compiled program (same model, optimiser rule
-    and schedule) are trained together, in one call; configurations that are the same
-    training under other labels (see :func:`same_configurations`) are trained once and the
-    result is saved under each label.
+    The unfinished configurations that share a compiled program (same network, optimiser
+    rule and schedule) are trained together, one call per activation; configurations that
+    are the same training under other labels (see :func:`same_configurations`) are trained
+    once and the result is saved under each label.
     """
     from tqdm import tqdm
 

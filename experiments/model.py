@@ -12,9 +12,10 @@ sigma_w^2/n_in with sigma_w the activation's critical gain from
 :mod:`jaxact.theory` (order-to-chaos edge; biases N(0, sigma_b^2)). The model
 is built with unit kernels (variance 1/n_in, Gaussian) and N(0, 1) biases, and
 :func:`scale_parameters` multiplies them by each layer's sigma_w and by sigma_b:
-the scales are arguments of the compiled program, so every initialisation of an
-activation shares one compilation. ``init_scale`` multiplies sigma_w (``> 1``:
-the exploding-gradient regime).
+the scales are arguments of the compiled program, so every initialisation shares
+one compilation (and so does every activation: see
+:func:`experiments.train.switched_activation`). ``init_scale`` multiplies
+sigma_w (``> 1``: the exploding-gradient regime).
 """
 
 import math

@@ -293,10 +293,7 @@ def sampled_network(
         )
         return jnp.concatenate([norms, (top @ top)[None]])
 
-    if gradient is True:
-        grad2 = backward_pass()
-    else:
-        grad2 = jax.lax.cond(gradient, backward_pass, lambda: jnp.full(depth + 1, jnp.nan))
+    grad2 = jax.lax.cond(gradient, backward_pass, lambda: jnp.full(depth + 1, jnp.nan))
     q0_, c0_ = _stats(ha, hb)
     return (jnp.concatenate([q0_[None], q]), jnp.concatenate([c0_[None], c]), grad2)
 
@@ -305,7 +302,7 @@ def dense_network(
     phi, key, *, width: int, depth: int, sw2, sb2, q0, c0, bias: bool = True, gradient=True
 ):
     """One network with its full N x N weight matrices; the same outputs as
-    :func:`sampled_network` (it always draws the biases and takes the gradient)."""
+    :func:`sampled_network` (it always draws the biases; the gradient only if ``gradient``)."""
     k_in, k_net, k_out = jax.random.split(key, 3)
     ha, hb = _inputs(k_in, width, q0, c0)
     keys = jax.random.split(k_net, depth)
@@ -329,22 +326,18 @@ def dense_network(
     zeros = jnp.zeros((depth, 2, width))
     h0 = jnp.stack([ha, hb])
     (top, hs), pullback = jax.vjp(forward, h0, zeros)
-    # The gradient of <z, h_a^L>: cotangent z on input a's last layer only.
-    cot_top = jnp.zeros_like(top).at[0].set(top_dir)
-    d_h0, d_pert = pullback((cot_top, jnp.zeros_like(hs)))
+
+    def backward_pass():
+        # The gradient of <z, h_a^L>: cotangent z on input a's last layer only.
+        cot_top = jnp.zeros_like(top).at[0].set(top_dir)
+        d_h0, d_pert = pullback((cot_top, jnp.zeros_like(hs)))
+        norms = jnp.sum(jnp.square(d_pert[:, 0]), axis=-1)
+        return jnp.concatenate([jnp.sum(jnp.square(d_h0[0]))[None], norms])
+
+    grad2 = jax.lax.cond(gradient, backward_pass, lambda: jnp.full(depth + 1, jnp.nan))
     q, c = jax.vmap(_stats)(hs[:, 0], hs[:, 1])
     q0_, c0_ = _stats(ha, hb)
-    norms = jnp.sum(jnp.square(d_pert[:, 0]), axis=-1)
-    return (
-        jnp.concatenate([q0_[None], q]),
-        jnp.concatenate([c0_[None], c]),
-        jnp.concatenate([jnp.sum(jnp.square(d_h0[0]))[None], norms]),
-    )
-
-
-# Optimisation level 1 compiles the simulation in about half the time of the default
-# level, and runs it about as fast.
-COMPILER_OPTIONS = {"xla_backend_optimization_level": 1}
+    return (jnp.concatenate([q0_[None], q]), jnp.concatenate([c0_[None], c]), grad2)
 
 
 @functools.lru_cache(maxsize=16)
@@ -365,7 +358,7 @@ def _program(
 
         return jax.lax.map(jax.vmap(network), keys.reshape(-1, chunk))
 
-    return jax.jit(run, compiler_options=COMPILER_OPTIONS)
+    return jax.jit(run, compiler_options=devices.COMPILER_OPTIONS)
 
 
 def simulate(
@@ -400,6 +393,7 @@ def simulate(
     scalars = jax.device_put((f32(config.sigma_w2), f32(config.sigma_b2), f32(q0), f32(c0)), device)
     base = jax.random.key(seed)
     parts: list[tuple[jax.Array, ...]] = []
+    with_gradient: list[bool] = []  # per call: whether it took the gradient
 
     def draw(n_total: int) -> None:
         while len(parts) * group < n_total:
@@ -407,16 +401,16 @@ def simulate(
             gradient = not gradient_networks or len(parts) * group < gradient_networks
             call = jax.device_put((keys, jnp.bool_(gradient)), device)
             parts.append(run(call[0], *scalars, call[1]))
+            with_gradient.append(gradient)
+
+    def rows(i: int, calls: list[tuple[jax.Array, ...]]) -> np.ndarray:
+        return np.concatenate(
+            [np.asarray(p[i], np.float64).reshape(group, depth + 1) for p in calls]
+        )
 
     def collect() -> dict[str, np.ndarray]:
-        result = {
-            name: np.concatenate(
-                [np.asarray(p[i], np.float64).reshape(group, depth + 1) for p in parts]
-            )
-            for i, name in enumerate(("q", "c", "grad2"))
-        }
-        result["grad2"] = result["grad2"][~np.isnan(result["grad2"][:, 0])]
-        return result
+        taken = [p for p, g in zip(parts, with_gradient, strict=True) if g]
+        return {"q": rows(0, parts), "c": rows(1, parts), "grad2": rows(2, taken)}
 
     draw(networks)
     result = collect()
@@ -792,16 +786,22 @@ def study(settings: dict[str, Any], configs: Sequence[Config], *, log=print) -> 
             f"{result['q_error']:.2%}  max c error {result['c_error']:.4f}")  # fmt: skip
 
     def worker(device: jax.Device) -> None:
-        while True:
+        try:
+            while True:
+                with lock:
+                    if not todo:
+                        return
+                    group = todo.pop(0)
+                for i in group:
+                    one(i, device)
+        except BaseException:
             with lock:
-                if not todo:
-                    return
-                group = todo.pop(0)
-            for i in group:
-                one(i, device)
+                todo.clear()  # the other workers stop after the configuration they are in
+            raise
 
-    devices = jax.local_devices()[: len(groups)]
-    workers = [background.in_background(worker, device) for device in devices]
+    hardware = jax.local_devices()[: len(groups)]
+    workers = [background.in_background(worker, device) for device in hardware]
+    concurrent.futures.wait(workers)  # no worker is left inside XLA when an error leaves
     for future in workers:
         future.result()
     return entries  # type: ignore[return-value]

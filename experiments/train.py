@@ -56,12 +56,9 @@ DTYPES = ("float32", "bfloat16", "float16")
 SATURATION_SLOPE = 1e-2
 # Evaluations per run when ``eval_every`` is left at 0.
 EVALUATIONS = 20
-# XLA's CPU backend at optimisation level 1 compiles the training program 2-3x faster
-# than at its default (2), and runs it as fast; without its new fusion emitters it
-# compiles in another 25-30% less CPU time, again running as fast (medians measured on
-# the main job's program at depth 20, width 64). Given per program, so the tests and
-# every user compile the same code.
-COMPILER_OPTIONS = {"xla_backend_optimization_level": 1, "xla_cpu_use_fusion_emitters": False}
+# The training program compiles in less CPU time without XLA's new CPU fusion emitters,
+# and runs as fast (docs/benchmarks.md).
+COMPILER_OPTIONS = {**devices.COMPILER_OPTIONS, "xla_cpu_use_fusion_emitters": False}
 
 
 # --- configuration --------------------------------------------------------------------
@@ -69,7 +66,8 @@ COMPILER_OPTIONS = {"xla_backend_optimization_level": 1, "xla_cpu_use_fusion_emi
 
 @dataclasses.dataclass(frozen=True)
 class Model:
-    """The network: what the compiled program is built for.
+    """The network and its activation (the compiled program is built for the network,
+    :class:`Network`; the activation is one of its arguments).
 
     Attributes:
         activation: canonical jaxact name.

@@ -49,12 +49,6 @@ FIELDS = (
     "depth_over_xi_c",
 )  # fmt: skip
 MOMENTUM = 0.9
-# XLA CPU options for the training program: optimisation level 1 compiles faster and runs
-# as fast (as for experiments.train). YNNPACK's dot kernels
-# (xla_cpu_experimental_ynn_fusion_type) ran it 11-13% faster on one device, but no faster
-# with the two devices the CLI uses (depths 30 and 60, 300 steps, 3 seeds: 19.4-21.3 s
-# against 18.5-21.5 s), so they are left out.
-COMPILER_OPTIONS = {"xla_backend_optimization_level": 1}
 TRAINED = 0.5  # median final train accuracy at or above which a cell counts as trained
 _PAPER_K = 6.0
 
@@ -328,7 +322,7 @@ def make_program(settings: Settings, depth: int, n_in: int, n_out: int):
         return jax.vmap(per_seed)(seeds)
 
     if jax.device_count() == 1:
-        return jax.jit(program, compiler_options=COMPILER_OPTIONS)
+        return jax.jit(program, compiler_options=devices.COMPILER_OPTIONS)
     # Several (CPU) devices: each trains its share of the sigma_w^2 column, side by side.
     cells = PartitionSpec("cell")
     spmd = jax.shard_map(
@@ -338,7 +332,7 @@ def make_program(settings: Settings, depth: int, n_in: int, n_out: int):
         out_specs=PartitionSpec(None, "cell"),
         check_vma=False,  # every value in the body is per device
     )
-    return jax.jit(spmd, compiler_options=COMPILER_OPTIONS)
+    return jax.jit(spmd, compiler_options=devices.COMPILER_OPTIONS)
 
 
 def train_depth(

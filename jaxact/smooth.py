@@ -529,6 +529,7 @@ _MISH_CURVATURE_LEFT_TAYLOR = (
     1.394724128786464638e-9, 3.7278297023353566071e-10, 3.5985149601048556359e-11,
     -1.9587615834869196211e-11,
 )  # fmt: skip
+# float32 keeps 13 terms: the window's terms fall by 3x or more each.
 _MISH_CURVATURE_LEFT_SERIES = (_MISH_CURVATURE_LEFT_TAYLOR[:13], _MISH_CURVATURE_LEFT_TAYLOR)
 _MISH_CURVATURE_RIGHT_ROOT = "1.49057117948542845929441890819790982112783350126472582128565"
 _MISH_CURVATURE_RIGHT_TAYLOR = (
@@ -769,10 +770,8 @@ _GELU_TANH_CURVATURE_TAYLOR = (
     2.7799341689365080703e-7, -2.4601994673299103906e-8, -3.6027218726493861122e-8,
     1.123704279456637546e-8,
 )  # fmt: skip
-_GELU_TANH_CURVATURE_SERIES = (
-    _GELU_TANH_CURVATURE_TAYLOR[:13],
-    _GELU_TANH_CURVATURE_TAYLOR,
-)
+# float32 keeps 13 terms, as for mish''.
+_GELU_TANH_CURVATURE_SERIES = (_GELU_TANH_CURVATURE_TAYLOR[:13], _GELU_TANH_CURVATURE_TAYLOR)
 
 
 def _gelu_tanh_curvature(x: Array) -> Array:
@@ -843,8 +842,9 @@ def gelu(x: ArrayLike, approximate: bool = True) -> Array:
     (in the lower tail the gate is :math:`e^z`). The exact form evaluates
     :math:`\Phi(-|x|)` as :math:`\phi(x)` times a Mills-ratio rational function,
     with :math:`e^{-x^2/2}` free of the rounding of :math:`x^2`, and
-    :math:`\Phi(|x|)` as one minus it. Both derivatives switch to a Taylor series
-    around their zero near ``-0.752``.
+    :math:`\Phi(|x|)` as one minus it. Both derivatives switch to a series around
+    their zero near ``-0.752`` (float32: a polynomial fitted there; float64: the Taylor
+    series).
 
     Args:
         x: input array.

@@ -44,3 +44,23 @@ def test_padded_repeats_the_last_value_to_a_multiple_of_the_devices():
     np.testing.assert_array_equal(devices.padded([3, 1, 4], 2), [3, 1, 4, 4])
     np.testing.assert_array_equal(devices.padded([3, 1, 4, 1], 2), [3, 1, 4, 1])
     np.testing.assert_array_equal(devices.padded([0.5], 3), [0.5, 0.5, 0.5])
+
+
+def test_a_count_set_in_the_environment_stands_unless_one_is_asked_for():
+    code = (
+        "import sys; from experiments import devices; "
+        "devices.use_cpu_cores(None if sys.argv[1] == '-' else int(sys.argv[1])); "
+        "import jax; print(jax.device_count())"
+    )
+    for variable, value in (
+        ("JAX_NUM_CPU_DEVICES", "3"),
+        ("XLA_FLAGS", "--xla_force_host_platform_device_count=3"),
+    ):
+        env = {**os.environ, "JAX_PLATFORMS": "cpu", variable: value}
+        for asked, expected in (("-", "3"), ("1", "1")):
+            result = subprocess.run(
+                [sys.executable, "-c", code, asked], cwd=ROOT, env=env, capture_output=True,
+                text=True,
+            )  # fmt: skip
+            assert result.returncode == 0, result.stderr
+            assert result.stdout.split() == [expected], (variable, asked)

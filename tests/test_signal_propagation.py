@@ -150,3 +150,17 @@ def test_gradient_is_taken_in_the_first_networks_only():
     full = signal_propagation.simulate(config, networks=256, **kwargs)
     np.testing.assert_allclose(sim["grad2"], full["grad2"], rtol=1e-6)
     np.testing.assert_allclose(sim["q"][:256], full["q"], rtol=1e-6)
+
+
+@pytest.mark.parametrize("method", ["sampled", "dense"])
+def test_gradient_networks_round_up_to_a_whole_call(method):
+    """300 gradient networks in calls of 128: the first three calls (384 networks) take the
+    gradient and the fourth does not, whatever the method; a gradient that came out NaN
+    would be kept (rows are chosen by call, not by value)."""
+    config = signal_propagation.parse_config("tanh@2.5,0.05")
+    kwargs = {"width": 16, "depth": 4, "q0": 1.0, "c0": 0.3, "seed": 3, "method": method}
+    sim = signal_propagation.simulate(
+        config, networks=512, gradient_networks=300, group=128, **kwargs
+    )
+    assert sim["q"].shape == (512, 5) and sim["grad2"].shape == (384, 5)
+    assert np.isfinite(sim["grad2"]).all()

@@ -1,6 +1,8 @@
 """The training program: which configurations share a compilation, and that sharing one
 changes no number."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -49,3 +51,23 @@ def test_one_compilation_for_every_activation_and_the_same_numbers_as_alone():
     for config, alone in zip(relu, train.train_configs(relu, [0, 1]), strict=True):
         for name, value in train.to_numpy(alone).items():
             np.testing.assert_array_equal(trained[config][name], value, err_msg=name)
+
+
+def test_network_is_the_model_without_its_activation():
+    """A field added to Model but not to Network would leave the program key, and
+    configurations differing in it would share one program."""
+    model = {f.name for f in dataclasses.fields(train.Model)}
+    network = {f.name for f in dataclasses.fields(train.Network)}
+    assert model - network == {"activation", "activation_params"} and network <= model
+
+
+def test_the_last_step_is_evaluated_and_recorded_off_the_intervals():
+    """5 steps, evaluations and records every 2: evaluations after 0, 2, 4 and 5 updates (the
+    end, off the interval), gradients of steps 0, 2 and 4; each a value, not a blank."""
+    config = _config("tanh", steps=5, log_every=2, eval_every=2)
+    assert config.eval_steps() == [0, 2, 4, 5] and config.log_steps() == [0, 2, 4]
+    result = train.train_seeds(config, np.arange(2))
+    loss, norms = result["train_loss"], result["weight_grad_norm"]
+    assert loss.shape == (2, 4) and norms.shape[:2] == (2, 3)
+    assert (loss > 0).all() and (loss[:, -1] != loss[:, -2]).all()
+    assert np.isfinite(norms).all() and (norms[:, -1] > 0).all()
