@@ -13,17 +13,18 @@ from collections.abc import Callable
 from typing import Any
 
 
+def settle(future: concurrent.futures.Future, fn: Callable[..., Any], *args: Any) -> None:
+    """Sets ``future`` to ``fn(*args)``, or to the exception it raised."""
+    try:
+        future.set_result(fn(*args))
+    except BaseException as error:
+        future.set_exception(error)
+
+
 def in_background(fn: Callable[..., Any], *args: Any) -> concurrent.futures.Future:
     """``fn(*args)`` in a daemon thread; its result (or exception) in the returned future."""
     future: concurrent.futures.Future = concurrent.futures.Future()
-
-    def work() -> None:
-        try:
-            future.set_result(fn(*args))
-        except BaseException as error:
-            future.set_exception(error)
-
-    threading.Thread(target=work, daemon=True).start()
+    threading.Thread(target=settle, args=(future, fn, *args), daemon=True).start()
     return future
 
 

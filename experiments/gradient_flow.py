@@ -399,11 +399,9 @@ def meanfield_rows(config: train.Config) -> list[dict[str, Any]]:
 
 
 def _trained_as(config: train.Config) -> tuple:
-    """What training ``config`` computes: its compiled program and numeric arguments."""
-    hyper = sorted(
-        (k, np.asarray(v).shape, np.asarray(v).tobytes()) for k, v in config.hyper().items()
-    )
-    return (config.program(), tuple(hyper))
+    """What training ``config`` computes: its compiled program and numeric arguments (float32
+    scalars, compared as such)."""
+    return config.program(), tuple(sorted(config.hyper().items()))
 
 
 def same_configurations(configs: Sequence[train.Config]) -> list[list[train.Config]]:
@@ -447,12 +445,13 @@ def run_sweep(sweep: Sweep, out: Path, *, progress: bool = True) -> list[Path]:
     same = {id(group[0]): group for group in same_configurations([c for c, _, _ in todo])}
     groups = train.group_by_program([same[k][0] for k in same])
     start = time.perf_counter()
+    where = {id(config): (key, directory) for config, key, directory in todo}
     for group, outputs in train.train_groups(groups, sweep.seeds):
         seconds = (time.perf_counter() - start) / len(group)
         bar.set_postfix_str(", ".join(c.label for c in group))
         for trained, records_ in zip(group, outputs, strict=True):
             for config in same[id(trained)]:
-                _, key, directory = next(t for t in todo if t[0] is config)
+                key, directory = where[id(config)]
                 if writer:
                     recording.save_run(
                         directory, key, config.to_dict(),

@@ -722,15 +722,14 @@ def _theory_in_background(
 
     def work():
         for config, q_star in zip(configs, q_stars, strict=True):
-            try:
-                q_star.set_result(length_fixed_point(config))
-            except BaseException as error:
-                q_star.set_exception(error)
+            background.settle(q_star, length_fixed_point, config)
         for config, q_star, profile in zip(configs, q_stars, profiles, strict=True):
-            try:
-                profile.set_result(theory_profile(config, depth, c0, q_star=q_star.result()))
-            except BaseException as error:
-                profile.set_exception(error)
+            background.settle(
+                profile,
+                lambda c, q: theory_profile(c, depth, c0, q_star=q.result()),
+                config,
+                q_star,
+            )
 
     background.in_background(work)
     return q_stars, profiles

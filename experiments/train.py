@@ -617,7 +617,7 @@ def evaluate(
     z = _per_layer(
         inter["intermediates"], lambda t: t["preact"][0], lambda t: t["preact"][0]
     )  # (depth, batch, width)
-    phi = switched_activation(program, activation)
+    phi = mlp.activation  # the switched activation the model applies
     a, slope = jax.jvp(phi, (z,), (jnp.ones_like(z),))
     a = a.astype(jnp.float32)
     saturated = (jnp.abs(slope) < SATURATION_SLOPE).astype(jnp.float32)
@@ -813,13 +813,10 @@ def train_configs(configs: Sequence[Config], seeds) -> list[dict[str, np.ndarray
         ValueError: if the configurations need different programs.
     """
     configs = list(configs)
-    program = program_of(configs)
-    n_seeds = len(np.atleast_1d(seeds))
+    program_of(configs)  # raises for configurations of different programs
     results: dict[int, dict[str, np.ndarray]] = {}
-    for call in _by_activation(program, configs):
-        jitted, args = _call(program, call, seeds)
-        for config, records in zip(call, _split(jitted(*args), len(call), n_seeds), strict=True):
-            results[id(config)] = records
+    for call, records in train_groups([configs], seeds):
+        results.update(zip(map(id, call), records, strict=True))
     return [results[id(c)] for c in configs]
 
 
